@@ -1,0 +1,82 @@
+"""Parameter and MAC counts per node, and their totals per stage and network.
+
+`reference` MACs count conv and linear multiply-accumulates only (no bias,
+BN, activation, pooling or element-wise ops), the convention of torchvision's
+published GFLOPS and of `torch.utils.flop_counter.FlopCounterMode` / 2.
+Auxiliary heads are excluded unless asked for: they do not run at inference.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import networkx as nx
+
+from .. import ops
+
+
+def node_params(G: nx.DiGraph, n: str) -> int:
+    return sum(math.prod(s) for s in G.nodes[n]["weights"].values())
+
+
+def node_buffers(G: nx.DiGraph, n: str) -> int:
+    return sum(math.prod(s) for s in G.nodes[n]["buffers"].values())
+
+
+def node_macs(G: nx.DiGraph, n: str) -> int:
+    d = G.nodes[n]
+    return ops.get_op(d["op"]).macs(d["attrs"], d["in_shapes"], d["shape"])
+
+
+def nodes(G: nx.DiGraph, include_aux: bool = False) -> list[str]:
+    return [n for n, d in G.nodes(data=True) if include_aux or not d["aux"]]
+
+
+def total_params(G: nx.DiGraph, include_aux: bool = False) -> int:
+    return sum(node_params(G, n) for n in nodes(G, include_aux))
+
+
+def total_buffers(G: nx.DiGraph, include_aux: bool = False) -> int:
+    return sum(node_buffers(G, n) for n in nodes(G, include_aux))
+
+
+def total_macs(G: nx.DiGraph, include_aux: bool = False) -> int:
+    return sum(node_macs(G, n) for n in nodes(G, include_aux))
+
+
+@dataclass
+class PartSummary:
+    """One row of `netspec build`: stem, a stage, the head or an aux head."""
+
+    name: str
+    scope: str
+    output_shape: tuple
+    params: int
+    macs: int
+    blocks: int
+
+
+def parts(G: nx.DiGraph) -> list[PartSummary]:
+    """Per-part totals in network order: stem, stages, head, aux heads."""
+    rows: list[PartSummary] = []
+    order = ["stem", *G.graph["stages"], "head", *[s for s, i in G.graph["scopes"].items() if i["kind"] == "aux"]]
+    members: dict[str, list[str]] = {scope: [] for scope in order}
+    for n, d in G.nodes(data=True):
+        if d["op"] == "input":
+            continue
+        for scope in order:
+            if n.startswith(scope + "."):
+                members[scope].append(n)
+                break
+    for scope in order:
+        ns = members[scope]
+        if not ns:
+            continue
+        info = G.graph["scopes"][scope]
+        prefix = f"{scope}.blocks."
+        blocks = len({n[len(prefix):].split(".")[0] for n in ns if n.startswith(prefix)})
+        rows.append(PartSummary(
+            name=info.get("label", scope), scope=scope, output_shape=G.nodes[ns[-1]]["shape"],
+            params=sum(node_params(G, n) for n in ns), macs=sum(node_macs(G, n) for n in ns), blocks=blocks,
+        ))
+    return rows

@@ -1,0 +1,49 @@
+"""The `netspec` command line. Each subcommand lives in `netspec/commands/<name>.py`
+and provides `add_parser(subparsers)` and `run(args) -> int`.
+
+Errors in a spec print as `file:line:col: path: message` with a hint, exit code 2,
+and no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import SpecError
+
+COMMANDS = ("build", "validate", "analyze", "scale", "expand", "render", "bench", "schema")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netspec",
+        description="netspec: a declarative network compiler for CNNs (YAML spec -> graph IR -> analysis, "
+                    "diagrams, torch.nn.Module).",
+        epilog="example: netspec build specs/mobilenet_v2.yaml",
+    )
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"netspec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        module = importlib.import_module(f".commands.{name}", __package__)
+        p = module.add_parser(sub)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `netspec` subcommand; `common` holds what they share."""

@@ -1,0 +1,13 @@
+"""`netspec analyze` (not implemented yet)."""
+from __future__ import annotations
+
+
+def add_parser(sub):
+    p = sub.add_parser("analyze", help="(not implemented yet)")
+    p.add_argument("spec", nargs="?")
+    return p
+
+
+def run(args) -> int:
+    print("netspec analyze: not implemented yet")
+    return 1

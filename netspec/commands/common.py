@@ -1,0 +1,60 @@
+"""What the subcommands share: the spec arguments, loading a spec into a graph, number formatting."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import networkx as nx
+
+from ..lower import lower
+from ..scale import apply_scaling
+from ..spec import Spec, load_spec
+
+
+def add_spec_args(p: argparse.ArgumentParser, *, aux: bool = True) -> None:
+    p.add_argument("spec", help="path of the YAML spec")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a value before validation, e.g. --set num_classes=10 "
+                        "--set 'stages[1].blocks[0].stride=1' (repeatable)")
+    p.add_argument("--variant", help="a named variant of the spec's `variants:` table (e.g. b3)")
+    p.add_argument("--phi", type=float, help="compound-scaling coefficient (EfficientNet style)")
+    p.add_argument("--res", type=int, help="input resolution (overrides the spec and variant)")
+    if aux:
+        p.add_argument("--no-aux", action="store_true", help="leave out auxiliary heads (torchvision aux_logits=False)")
+
+
+@dataclass
+class Loaded:
+    spec: Spec
+    graph: nx.DiGraph
+
+
+def load_graph(args: argparse.Namespace) -> Loaded:
+    spec = load_spec(args.spec, overrides=args.overrides)
+    spec = apply_scaling(spec, variant=getattr(args, "variant", None), phi=getattr(args, "phi", None),
+                         resolution=getattr(args, "res", None))
+    return Loaded(spec, lower(spec, aux=not getattr(args, "no_aux", False)))
+
+
+def human(n: float, unit: str = "") -> str:
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3f} {suffix}{unit}".rstrip()
+    return f"{n:g} {unit}".rstrip()
+
+
+def shape_str(shape) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def table(rows: list[list[str]], header: list[str], align: str) -> str:
+    """A plain text table; `align` has one of 'l'/'r' per column."""
+    cols = list(zip(*([header] + rows))) if rows else [[h] for h in header]
+    widths = [max(len(str(c)) for c in col) for col in cols]
+
+    def fmt(row):
+        cells = [str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(row, widths, align)]
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("─" * w for w in widths)
+    return "\n".join([fmt(header), rule] + [fmt(r) for r in rows])

@@ -1,0 +1,13 @@
+"""`netspec scale` (not implemented yet)."""
+from __future__ import annotations
+
+
+def add_parser(sub):
+    p = sub.add_parser("scale", help="(not implemented yet)")
+    p.add_argument("spec", nargs="?")
+    return p
+
+
+def run(args) -> int:
+    print("netspec scale: not implemented yet")
+    return 1

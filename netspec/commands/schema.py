@@ -1,0 +1,29 @@
+"""`netspec schema`: the JSON Schema of the spec format, for editors."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..spec import json_schema
+
+
+def add_parser(sub):
+    p = sub.add_parser("schema", help="print the JSON Schema of the spec format",
+                       description="Print the JSON Schema of netspec specs. Save it and point your editor at it, "
+                                   "e.g. with the YAML language server: put\n"
+                                   "  # yaml-language-server: $schema=path/to/netspec.schema.json\n"
+                                   "on the first line of a spec.",
+                       epilog="example:\n  netspec schema > netspec.schema.json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", help="write to this file instead of stdout")
+    return p
+
+
+def run(args) -> int:
+    text = json.dumps(json_schema(), indent=1, sort_keys=True)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    return 0

@@ -1,0 +1,214 @@
+"""The restricted expression language used inside specs and block templates.
+
+A string value containing `$name` is an expression: `$out`, `$in * $expand`,
+`make_divisible($in * $expand, 8)`, `$stride == 1 and $in == $out`.
+It is parsed with `ast.parse(mode="eval")` and evaluated by walking a small
+whitelist of node types: numbers, strings, booleans, lists, arithmetic,
+comparisons, `and`/`or`/`not`, `a if c else b`, and calls to the functions in
+`FUNCTIONS`. No attribute access, subscripts, lambdas or names other than the
+given variables are reachable, so a spec can never run code.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from typing import Any, Mapping
+
+from .rounding import make_divisible
+
+VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_PREFIX = "__v_"
+
+
+class ExprError(ValueError):
+    """An expression that cannot be parsed or evaluated; message is user-facing."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
+
+def _ceil(x):  # int(ceil) keeps results integral for channel arithmetic
+    return math.ceil(x)
+
+
+def _floor(x):
+    return math.floor(x)
+
+
+FUNCTIONS = {
+    "min": min,
+    "max": max,
+    "int": int,
+    "float": float,
+    "round": round,
+    "abs": abs,
+    "ceil": _ceil,
+    "floor": _floor,
+    "make_divisible": make_divisible,
+}
+
+_BINOPS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_CMPOPS = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+}
+_NAMED_CONSTANTS = {"true": True, "false": False, "True": True, "False": False, "none": None, "None": None}
+_MAX_MAGNITUDE = 10**15  # no spec needs bigger numbers; this stops 9**9**9 style blow-ups
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and "$" in value
+
+
+def variables(text: str) -> list[str]:
+    return VAR.findall(text)
+
+
+def _parse(text: str) -> ast.Expression:
+    source = VAR.sub(lambda m: _PREFIX + m.group(1), text.strip())
+    try:
+        return ast.parse(source, mode="eval")
+    except SyntaxError:
+        raise ExprError(f"cannot parse expression '{text}'",
+                        "expressions use $name variables, numbers, + - * / // % **, comparisons, "
+                        "and/or/not, 'a if cond else b' and " + ", ".join(sorted(FUNCTIONS))) from None
+
+
+def evaluate(text: str, env: Mapping[str, Any]) -> Any:
+    """Evaluate one expression string against the variables in `env`."""
+    tree = _parse(text)
+    return _Evaluator(text, env).visit(tree.body)
+
+
+class _Evaluator:
+    def __init__(self, text: str, env: Mapping[str, Any]):
+        self.text = text
+        self.env = env
+
+    def visit(self, node: ast.AST) -> Any:
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            raise ExprError(f"'{type(node).__name__}' is not allowed in expression '{self.text}'",
+                            "only arithmetic, comparisons, conditionals and calls to "
+                            + ", ".join(sorted(FUNCTIONS)) + " are allowed")
+        return method(node)
+
+    def _check(self, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > _MAX_MAGNITUDE:
+            raise ExprError(f"expression '{self.text}' produced a number too large ({value:.3g})")
+        return value
+
+    def visit_Constant(self, node: ast.Constant) -> Any:
+        if isinstance(node.value, (int, float, str, bool)) or node.value is None:
+            return node.value
+        raise ExprError(f"constant {node.value!r} is not allowed in '{self.text}'")
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        if node.id.startswith(_PREFIX):
+            name = node.id[len(_PREFIX):]
+            if name not in self.env:
+                from .errors import did_you_mean
+                raise ExprError(f"unknown variable '${name}' in expression '{self.text}'",
+                                did_you_mean(name, list(self.env), "variables"))
+            return self.env[name]
+        if node.id in _NAMED_CONSTANTS:
+            return _NAMED_CONSTANTS[node.id]
+        raise ExprError(f"bare name '{node.id}' in expression '{self.text}'",
+                        f"variables are written with a dollar sign: ${node.id}")
+
+    def visit_List(self, node: ast.List) -> list:
+        return [self.visit(e) for e in node.elts]
+
+    visit_Tuple = visit_List
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        value = self.visit(node.operand)
+        if isinstance(node.op, ast.USub):
+            return -value
+        if isinstance(node.op, ast.UAdd):
+            return +value
+        if isinstance(node.op, ast.Not):
+            return not value
+        raise ExprError(f"operator not allowed in '{self.text}'")
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            raise ExprError(f"operator not allowed in '{self.text}'")
+        left, right = self.visit(node.left), self.visit(node.right)
+        if isinstance(node.op, ast.Pow) and abs(right) > 64:
+            raise ExprError(f"exponent too large in '{self.text}'")
+        try:
+            return self._check(op(left, right))
+        except ZeroDivisionError:
+            raise ExprError(f"division by zero in '{self.text}'") from None
+        except TypeError as exc:
+            raise ExprError(f"type error in '{self.text}': {exc}") from None
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> Any:
+        if isinstance(node.op, ast.And):
+            value = True
+            for v in node.values:
+                value = self.visit(v)
+                if not value:
+                    return value
+            return value
+        value = False
+        for v in node.values:
+            value = self.visit(v)
+            if value:
+                return value
+        return value
+
+    def visit_Compare(self, node: ast.Compare) -> bool:
+        left = self.visit(node.left)
+        for op_node, comp in zip(node.ops, node.comparators):
+            op = _CMPOPS.get(type(op_node))
+            if op is None:
+                raise ExprError(f"comparison not allowed in '{self.text}'")
+            right = self.visit(comp)
+            try:
+                if not op(left, right):
+                    return False
+            except TypeError as exc:
+                raise ExprError(f"type error in '{self.text}': {exc}") from None
+            left = right
+        return True
+
+    def visit_IfExp(self, node: ast.IfExp) -> Any:
+        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            name = getattr(node.func, "id", "?")
+            from .errors import did_you_mean
+            raise ExprError(f"function '{name}' is not allowed in '{self.text}'",
+                            did_you_mean(name, list(FUNCTIONS), "functions"))
+        args = [self.visit(a) for a in node.args]
+        kwargs = {k.arg: self.visit(k.value) for k in node.keywords if k.arg}
+        try:
+            return self._check(FUNCTIONS[node.func.id](*args, **kwargs))
+        except (TypeError, ValueError) as exc:
+            raise ExprError(f"bad call in '{self.text}': {exc}") from None
+
+
+def substitute(value: Any, env: Mapping[str, Any]) -> Any:
+    """Evaluate every expression inside a (nested) value.
+
+    A string that is exactly one `$name` keeps the variable's type (a list stays a list).
+    """
+    if is_expression(value):
+        return evaluate(value, env)
+    if isinstance(value, list):
+        return [substitute(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, env) for k, v in value.items()}
+    return value

@@ -1,0 +1,298 @@
+"""Lowering: a validated `Spec` → the graph IR (a `networkx.DiGraph` of primitive ops).
+
+Blocks are expanded from their templates, repeats unrolled, names resolved to
+nodes and every node's shape inferred as it is added (templates need their
+input's channels: `$in`). The result is the single IR every later pass reads.
+
+Graph attributes (`G.graph`):
+    name, input_shape (C, H, W), num_classes, reference, training,
+    outputs   {"logits": node, <aux head name>: node, ...}
+    scopes    {scope: {"kind": stem|stage|block|head|aux, "type", "name", "params", "loc", "stage"}}
+    stages    [scope of each stage, in order]
+Node attributes:
+    op, kind, attrs (resolved), shape (batch excluded), inputs (ordered node ids),
+    in_shapes, weights / buffers ({tensor: shape}), scope (enclosing scope),
+    blocks (enclosing block scopes, outermost first), stage (stem | i | head | aux),
+    aux (bool), loc (SourceLoc of the spec entry that produced it), template (block trace)
+Edges carry `shape` (the tensor on the edge).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any, Optional
+
+import networkx as nx
+from pydantic import TypeAdapter, ValidationError
+
+from . import ops
+from .errors import Issue, SourceLoc, SpecError, did_you_mean
+from .expr import ExprError, evaluate, is_expression, substitute
+from .infer import infer_op
+from .spec import PARAM_TYPES, BlockTemplate, CustomEntry, EntryBase, Spec
+
+COMMON_FIELDS = ("type", "name", "inputs", "repeat", "when")
+
+
+@dataclass
+class Context:
+    """Where an entry is being lowered."""
+
+    scope: str                     # enclosing scope, e.g. "stages.3.blocks.1"
+    names: dict[str, str]          # visible names -> node ids ("input" and entry names)
+    env: dict[str, Any]            # visible $variables
+    stage: Any                     # "stem", stage index, "head" or "aux"
+    aux: bool = False
+    path: Optional[tuple] = None   # spec path of the entry list (None inside templates)
+    call_loc: Optional[SourceLoc] = None  # user-visible location when inside templates
+    trace: tuple = ()              # block templates we are inside
+    blocks: tuple = ()             # enclosing block scopes
+
+
+@lru_cache(maxsize=None)
+def _adapter(kind: str) -> TypeAdapter:
+    return TypeAdapter(PARAM_TYPES[kind])
+
+
+def entry_params(e: EntryBase) -> dict:
+    """The parameters written on an entry (not its defaults, so `defaults:` can fill them)."""
+    if isinstance(e, CustomEntry):
+        return dict(e.model_extra or {})
+    return e.model_dump(exclude_unset=True, exclude=set(COMMON_FIELDS))
+
+
+class Lowerer:
+    def __init__(self, spec: Spec, aux: bool = True):
+        self.spec = spec
+        self.aux = aux
+        self.templates = spec.templates()
+        self.G = nx.DiGraph()
+        self.block_index = 0
+        self.total_blocks = 0
+
+    # ------------------------------------------------------------------ helpers
+    def loc(self, ctx: Context, index: Optional[int], key: Optional[str] = None) -> SourceLoc:
+        if ctx.path is not None and index is not None:
+            path = ctx.path + (index,) + ((key,) if key else ())
+            return self.spec.locs.loc(path)
+        return ctx.call_loc or SourceLoc(self.spec.locs.file)
+
+    def fail(self, ctx: Context, index: Optional[int], message: str, hint: str = "", key: Optional[str] = None):
+        where = self.loc(ctx, index, key)
+        if ctx.trace:
+            message = f"in block {' > '.join(ctx.trace)}: {message}"
+        raise SpecError(Issue(where, message, hint))
+
+    def eval(self, value: Any, env: dict, ctx: Context, index: Optional[int], key: str) -> Any:
+        try:
+            return substitute(value, env)
+        except ExprError as exc:
+            self.fail(ctx, index, f"{key}: {exc}", exc.hint, key)
+
+    def shape(self, node: str) -> ops.Shape:
+        return self.G.nodes[node]["shape"]
+
+    def input_env(self, env: dict, node: str) -> dict:
+        s = self.shape(node)
+        extra = {"in": s[0]}
+        if len(s) == 3:
+            extra.update(in_h=s[1], in_w=s[2])
+        return {**env, **extra}
+
+    # ------------------------------------------------------------------ entries
+    def lower_entries(self, entries: list, ctx: Context, prev: str) -> str:
+        for i, e in enumerate(entries):
+            prev = self.lower_entry(e, i, ctx, prev)
+            ctx.names["prev"] = prev
+        return prev
+
+    def resolve_inputs(self, e: EntryBase, i: int, ctx: Context, prev: str) -> list[str]:
+        if e.inputs is None:
+            return [prev]
+        raw = e.inputs if isinstance(e.inputs, list) else [e.inputs]
+        out = []
+        for name in raw:
+            name = self.eval(name, ctx.env, ctx, i, "inputs")
+            if name == "prev":
+                out.append(prev)
+            elif name in ctx.names:
+                out.append(ctx.names[name])
+            elif ctx.path is not None and name in self.G and not ctx.trace:
+                out.append(name)  # a full scope path at top level
+            else:
+                visible = [n for n in ctx.names if n != "prev"] + ["prev"]
+                self.fail(ctx, i, f"unknown input '{name}'",
+                          did_you_mean(name, visible, "names here") + " (names refer to earlier entries)", "inputs")
+        return out
+
+    def lower_entry(self, e: EntryBase, i: int, ctx: Context, prev: str) -> str:
+        inputs = self.resolve_inputs(e, i, ctx, prev)
+        env = self.input_env(ctx.env, inputs[0])
+        if not self.eval(e.when, env, ctx, i, "when"):
+            return prev
+        repeat = self.eval(e.repeat, env, ctx, i, "repeat")
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0:
+            self.fail(ctx, i, f"repeat must be a non-negative integer, got {repeat!r}", "", "repeat")
+        type_name = self.eval(e.type, env, ctx, i, "type")
+        if type_name in (None, "none"):
+            return prev
+        type_name = ops.ALIASES.get(type_name, type_name)
+        given = entry_params(e)
+        part = e.name if e.name else str(i)
+        out = prev
+        for k in range(repeat):
+            if k > 0:
+                inputs = [out]
+            env = self.input_env(ctx.env, inputs[0])
+            params = {key: self.eval(v, env, ctx, i, key) for key, v in given.items()}
+            if k > 0 and "stride" in self.param_names(type_name):
+                params["stride"] = 1  # only the first repeat carries the stride
+            if ctx.stage not in ("stem", "head", "aux") and not ctx.trace:
+                env["drop_path"] = self.spec.drop_path_rate * self.block_index / max(self.total_blocks, 1)
+                self.block_index += 1
+            node_part = part if repeat == 1 else f"{part}.{k}"
+            node_id = f"{ctx.scope}.{node_part}" if ctx.scope else node_part
+            if node_id in self.G or node_id in self.G.graph["scopes"]:
+                self.fail(ctx, i, f"duplicate name '{node_part}' in '{ctx.scope}'", "give each entry a unique name", "name")
+            if ops.is_op(type_name):
+                out = self.add_op(type_name, params, inputs, node_id, ctx, i)
+            elif type_name in self.templates:
+                out = self.expand_block(type_name, params, inputs, node_id, ctx, i, env)
+            else:
+                choices = sorted({*ops.OPS, *self.templates} - {"input"})
+                self.fail(ctx, i, f"unknown type '{type_name}'", did_you_mean(type_name, choices, "types"), "type")
+        if e.name:
+            ctx.names[e.name] = out
+        return out
+
+    def param_names(self, type_name: str) -> set[str]:
+        if ops.is_op(type_name):
+            return set(ops.get_op(type_name).Params.model_fields)
+        return set(self.templates[type_name].params)
+
+    # ------------------------------------------------------------------ ops
+    def add_op(self, type_name: str, params: dict, inputs: list[str], node_id: str, ctx: Context, i: int) -> str:
+        op = ops.get_op(type_name)
+        merged = {**self.spec.defaults.get(op.name, {}), **params}
+        try:
+            p = op.Params.model_validate(merged)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(x) for x in err["loc"])
+            got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+            hint = did_you_mean(key, list(op.Params.model_fields), "parameters") if err["type"] == "extra_forbidden" else ""
+            self.fail(ctx, i, f"{op.name} '{node_id}': {key}: {err['msg']}{got}", hint, key if not ctx.trace else None)
+        if op.arity is not None and len(inputs) != op.arity:
+            self.fail(ctx, i, f"{op.name} takes {op.arity} input(s), got {len(inputs)}", "check `inputs:`", "inputs")
+        if op.arity is None and len(inputs) < 2:
+            self.fail(ctx, i, f"{op.name} needs two or more inputs, got {len(inputs)}", "name them in `inputs:`", "inputs")
+        in_shapes = [self.shape(n) for n in inputs]
+        try:
+            inf = infer_op(op, p, in_shapes)
+        except ops.ShapeError as exc:
+            self.fail(ctx, i, f"{op.name} '{node_id}': {exc}", exc.hint)
+        self.G.add_node(
+            node_id, op=op.name, kind=op.kind.value, attrs=inf.attrs, shape=inf.shape, inputs=list(inputs),
+            in_shapes=in_shapes, weights=inf.weights, buffers=inf.buffers, scope=ctx.scope, blocks=ctx.blocks,
+            stage=ctx.stage, aux=ctx.aux, loc=self.loc(ctx, i), template=ctx.trace,
+        )
+        for n in inputs:
+            self.G.add_edge(n, node_id, shape=self.shape(n))
+        return node_id
+
+    # ------------------------------------------------------------------ blocks
+    def expand_block(self, type_name: str, params: dict, inputs: list[str], scope: str, ctx: Context,
+                     i: int, env: dict) -> str:
+        tpl: BlockTemplate = self.templates[type_name]
+        merged = {**self.spec.defaults.get(type_name, {}), **params}
+        bound, problems = tpl.bind(merged)
+        if problems:
+            key, msg, hint = problems[0]
+            self.fail(ctx, i, f"{msg} of block '{type_name}'", hint)
+        for key, decl in tpl.params.items():
+            if decl.type != "any" and not is_expression(bound[key]):
+                try:
+                    bound[key] = _adapter(decl.type).validate_python(bound[key])
+                except ValidationError as exc:
+                    self.fail(ctx, i, f"{type_name}.{key}: {exc.errors()[0]['msg']} (got {bound[key]!r})", decl.doc, key)
+        benv = {"num_classes": env["num_classes"], "drop_path": env.get("drop_path", 0.0),
+                **{k: v for k, v in env.items() if k in ("in", "in_h", "in_w")}, **bound}
+        for var, expr in tpl.vars.items():
+            try:
+                benv[var] = substitute(expr, benv)
+            except ExprError as exc:
+                self.fail(ctx, i, f"block '{type_name}' var '{var}': {exc}", exc.hint)
+        self.G.graph["scopes"][scope] = {
+            "kind": "block", "type": type_name, "name": scope.rsplit(".", 1)[-1], "params": bound,
+            "stage": ctx.stage, "aux": ctx.aux, "loc": self.loc(ctx, i), "parent": ctx.scope,
+        }
+        names = {"input": inputs[0], **{f"input{j}": n for j, n in enumerate(inputs)}}
+        inner = Context(scope=scope, names=names, env=benv, stage=ctx.stage, aux=ctx.aux, path=None,
+                        call_loc=self.loc(ctx, i), trace=ctx.trace + (type_name,), blocks=ctx.blocks + (scope,))
+        out = self.lower_entries(tpl.body, inner, inputs[0])
+        if tpl.output:
+            if tpl.output not in names:
+                self.fail(ctx, i, f"block '{type_name}' output '{tpl.output}' is not an entry of its body")
+            out = names[tpl.output]
+        return out
+
+    # ------------------------------------------------------------------ network
+    def add_scope(self, scope: str, kind: str, **info):
+        self.G.graph["scopes"][scope] = {"kind": kind, "type": kind, "name": scope, "params": {}, **info}
+
+    def run(self) -> nx.DiGraph:
+        spec, G = self.spec, self.G
+        c, (h, w) = spec.input.channels, spec.input.size
+        G.graph.update(name=spec.name, input_shape=(c, h, w), num_classes=spec.num_classes, reference=spec.reference,
+                       training=dict(spec.training), outputs={}, scopes={}, stages=[])
+        G.add_node("input", op="input", kind="input", attrs={}, shape=(c, h, w), inputs=[], in_shapes=[], weights={},
+                   buffers={}, scope="", blocks=(), stage="stem", aux=False,
+                   loc=spec.locs.loc(("input",)), template=())
+        env = {"num_classes": spec.num_classes, **spec.vars}
+        try:
+            env = {**env, **{k: substitute(v, env) for k, v in spec.vars.items()}}
+        except ExprError as exc:
+            raise SpecError(Issue(spec.locs.loc(("vars",)), str(exc), exc.hint)) from None
+        names = {"input": "input"}
+        self.total_blocks = self.count_stage_blocks(env)
+        prev = "input"
+        self.add_scope("stem", "stem")
+        prev = self.lower_entries(spec.stem, Context("stem", names, env, "stem", path=("stem",)), prev)
+        for si, stage in enumerate(spec.stages):
+            scope = f"stages.{stage.name or si}"
+            self.add_scope(scope, "stage", stage=si, label=stage.name or f"stage {si}", loc=spec.locs.loc(("stages", si)))
+            G.graph["stages"].append(scope)
+            prev = self.lower_entries(stage.blocks, Context(f"{scope}.blocks", names, env, si,
+                                                            path=("stages", si, "blocks")), prev)
+        self.add_scope("head", "head")
+        prev = self.lower_entries(spec.head, Context("head", names, env, "head", path=("head",)), prev)
+        G.graph["outputs"]["logits"] = prev
+        if self.aux:
+            for ai, head in enumerate(spec.aux_heads):
+                loc = spec.locs.loc(("aux_heads", ai, "at"))
+                start = names.get(head.at) or (head.at if head.at in G else None)
+                if start is None:
+                    raise SpecError(Issue(loc, f"aux head '{head.name}' is attached at unknown point '{head.at}'",
+                                          did_you_mean(head.at, [n for n in names if n != "prev"], "names")))
+                scope = f"aux.{head.name}"
+                self.add_scope(scope, "aux", aux=True, loc=loc)
+                out = self.lower_entries(head.layers, Context(scope, dict(names), env, "aux", aux=True,
+                                                              path=("aux_heads", ai, "layers")), start)
+                G.graph["outputs"][head.name] = out
+        return G
+
+    def count_stage_blocks(self, env: dict) -> int:
+        total = 0
+        for si, stage in enumerate(self.spec.stages):
+            for bi, e in enumerate(stage.blocks):
+                try:
+                    n = substitute(e.repeat, env) if is_expression(e.repeat) else e.repeat
+                except ExprError:
+                    n = 1  # needs $in: counted as one, reported properly when lowered
+                total += n if isinstance(n, int) else 1
+        return total
+
+
+def lower(spec: Spec, *, aux: bool = True) -> nx.DiGraph:
+    """Lower a validated spec to the graph IR. `aux=False` leaves out auxiliary heads."""
+    return Lowerer(spec, aux=aux).run()

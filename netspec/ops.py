@@ -1,0 +1,643 @@
+"""Primitive operations: the only Python-defined building blocks of a network.
+
+Each op is one class holding everything about it in one place:
+
+* `Params`   - a pydantic model of its attributes (validated, with defaults);
+* `resolve`  - attributes made explicit for the IR (input channels, padding);
+* `infer`    - the shape rule (input shapes -> output shape, batch excluded);
+* `weights` / `buffers` - the shapes of its trainable tensors and buffers;
+* `macs`     - multiply-accumulates under the `reference` profile
+               (conv and linear only, as torch's FlopCounterMode / torchvision);
+* `torch`    - the factory of its `torch.nn.Module` (torch imported lazily).
+
+Composite blocks (conv-bn-act, MBConv, Inception, ...) are *not* here: they
+are YAML templates in `netspec/blocks/`. Adding an op means adding one class
+below; nothing else in the pipeline needs to change.
+
+Shapes are tuples without the batch dimension: (C, H, W) for feature maps,
+(F,) for flat features.
+"""
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+Shape = tuple[int, ...]
+
+
+class ShapeError(ValueError):
+    """A shape rule failed; lowering turns it into a located SpecError."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
+
+class Kind(str, Enum):
+    """Coarse op families: colours in diagrams, buckets in analyses."""
+
+    INPUT = "input"
+    CONV = "conv"
+    NORM = "norm"
+    ACT = "activation"
+    POOL = "pool"
+    ELEMENTWISE = "elementwise"   # add, mul
+    DATA = "data"                 # concat, chunk, shuffle, flatten, identity: pure data movement
+    LINEAR = "linear"
+    REGULARIZER = "regularizer"   # dropout, drop path: identity at inference
+
+
+def _pair(v: Any) -> Any:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return (v, v)
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return tuple(v)
+    return v
+
+
+# An int or an [h, w] pair, stored as (h, w).
+Pair = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], BeforeValidator(_pair)]
+PosPair = Annotated[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], BeforeValidator(_pair)]
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(Params):
+    pass
+
+
+OPS: dict[str, "Op"] = {}
+ALIASES: dict[str, str] = {"swish": "silu", "bn": "batchnorm", "conv": "conv2d", "fc": "linear"}
+
+
+def register(cls: type["Op"]) -> type["Op"]:
+    if cls.name in OPS:
+        raise KeyError(f"op '{cls.name}' is already registered")
+    OPS[cls.name] = cls()
+    return cls
+
+
+def get_op(name: str) -> "Op":
+    return OPS[ALIASES.get(name, name)]
+
+
+def is_op(name: str) -> bool:
+    return ALIASES.get(name, name) in OPS
+
+
+class Op:
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    Params: ClassVar[type[Params]] = NoParams
+    #: number of inputs; None means two or more
+    arity: ClassVar[Optional[int]] = 1
+    doc: ClassVar[str] = ""
+
+    def resolve(self, p: Params, ins: list[Shape]) -> dict:
+        return p.model_dump()
+
+    def infer(self, a: dict, ins: list[Shape]) -> Shape:
+        return ins[0]
+
+    def weights(self, a: dict, ins: list[Shape], out: Shape) -> dict[str, Shape]:
+        return {}
+
+    def buffers(self, a: dict, ins: list[Shape], out: Shape) -> dict[str, Shape]:
+        return {}
+
+    def macs(self, a: dict, ins: list[Shape], out: Shape) -> int:
+        return 0
+
+    def torch(self, a: dict, ins: list[Shape], out: Shape):
+        raise NotImplementedError(self.name)
+
+
+def _feature_map(name: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError(f"{name} needs a feature map (C, H, W) but got shape {shape}",
+                         "this op must come before flatten / global pooling without keepdim")
+    return shape  # type: ignore[return-value]
+
+
+def _window_out(size: int, k: int, s: int, pad_total: int, d: int = 1, ceil_mode: bool = False,
+                pad_begin: int = 0) -> int:
+    """PyTorch's output-size rule for conv/pool windows (ceil_mode as in pooling.h)."""
+    span = size + pad_total - d * (k - 1) - 1
+    if ceil_mode:
+        out = -(-span // s) + 1
+        # PyTorch: the last window must start inside the input or the left padding
+        if (out - 1) * s >= size + pad_begin:
+            out -= 1
+    else:
+        out = span // s + 1
+    return out
+
+
+# --------------------------------------------------------------------------- input
+
+@register
+class Input(Op):
+    name = "input"
+    kind = Kind.INPUT
+    arity = 0
+    doc = "The network input (added by lowering, not written in specs)."
+
+
+# --------------------------------------------------------------------------- convolution
+
+PaddingRule = Literal["same", "valid", "tf_same"]
+
+
+class Conv2dParams(Params):
+    out: Annotated[int, Field(ge=1, description="output channels")]
+    kernel: Annotated[PosPair, Field(description="kernel size, int or [kh, kw]")]
+    stride: Annotated[PosPair, Field(description="stride, int or [sh, sw]")] = (1, 1)
+    padding: Annotated[Union[Pair, PaddingRule], Field(
+        description="int, [ph, pw], 'same' (symmetric (k-1)//2*dilation, as torchvision), "
+                    "'tf_same' (TensorFlow SAME: asymmetric, depends on input size) or 'valid' (0)")] = (0, 0)
+    dilation: PosPair = (1, 1)
+    groups: Annotated[Union[int, Literal["depthwise"]], Field(
+        description="groups, or 'depthwise' for groups = input channels")] = 1
+    bias: bool = True
+
+
+def conv_padding(kernel, stride, dilation, padding, size) -> tuple[int, int, int, int]:
+    """Resolved (top, bottom, left, right) padding."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        ph, pw = ((kernel[0] - 1) // 2 * dilation[0], (kernel[1] - 1) // 2 * dilation[1])
+        return (ph, ph, pw, pw)
+    if padding == "tf_same":
+        pads = []
+        for n, k, s, d in zip(size, kernel, stride, dilation):
+            total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)  # type: ignore[return-value]
+    ph, pw = padding
+    return (ph, ph, pw, pw)
+
+
+@register
+class Conv2d(Op):
+    name = "conv2d"
+    kind = Kind.CONV
+    Params = Conv2dParams
+    doc = "2-D convolution (groups, dilation, per-axis kernel/stride/padding)."
+
+    def resolve(self, p, ins):
+        c, h, w = _feature_map(self.name, ins[0])
+        a = p.model_dump()
+        a["in_channels"] = c
+        if a["groups"] == "depthwise":
+            a["groups"] = c
+        a["pad"] = conv_padding(p.kernel, p.stride, p.dilation, p.padding, (h, w))
+        return a
+
+    def infer(self, a, ins):
+        c, h, w = ins[0]
+        g = a["groups"]
+        if g < 1 or c % g or a["out"] % g:
+            raise ShapeError(f"channels not divisible by groups: in {c}, out {a['out']}, groups {g}",
+                             "both input and output channels must be multiples of groups")
+        t, b, l, r = a["pad"]
+        (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
+        ho = _window_out(h, kh, sh, t + b, dh)
+        wo = _window_out(w, kw, sw, l + r, dw)
+        if ho < 1 or wo < 1:
+            raise ShapeError(f"output size {ho}x{wo} is not positive (input {h}x{w}, kernel {kh}x{kw})",
+                             "the input is too small here: raise the input size, or reduce stride/kernel")
+        return (a["out"], ho, wo)
+
+    def weights(self, a, ins, out):
+        kh, kw = a["kernel"]
+        w = {"weight": (a["out"], a["in_channels"] // a["groups"], kh, kw)}
+        if a["bias"]:
+            w["bias"] = (a["out"],)
+        return w
+
+    def macs(self, a, ins, out):
+        cout, ho, wo = out
+        kh, kw = a["kernel"]
+        return cout * ho * wo * (a["in_channels"] // a["groups"]) * kh * kw
+
+    def torch(self, a, ins, out):
+        from .backends import torch_layers as L
+        return L.conv2d(a)
+
+
+# --------------------------------------------------------------------------- normalisation
+
+class BatchNormParams(Params):
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    momentum: Optional[Annotated[float, Field(ge=0, le=1)]] = 0.1
+    affine: bool = True
+
+
+@register
+class BatchNorm(Op):
+    name = "batchnorm"
+    kind = Kind.NORM
+    Params = BatchNormParams
+    doc = "BatchNorm2d (or BatchNorm1d on flat features)."
+
+    def resolve(self, p, ins):
+        return {**p.model_dump(), "channels": ins[0][0]}
+
+    def weights(self, a, ins, out):
+        return {"weight": (a["channels"],), "bias": (a["channels"],)} if a["affine"] else {}
+
+    def buffers(self, a, ins, out):
+        c = a["channels"]
+        return {"running_mean": (c,), "running_var": (c,), "num_batches_tracked": ()}
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
+        return cls(a["channels"], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+
+
+class LRNParams(Params):
+    size: Annotated[int, Field(ge=1)]
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+
+@register
+class LocalResponseNorm(Op):
+    name = "lrn"
+    kind = Kind.NORM
+    Params = LRNParams
+    doc = "Local response normalisation, PyTorch convention: b = a / (k + alpha/n * sum a^2)^beta."
+
+    def infer(self, a, ins):
+        return _feature_map(self.name, ins[0])
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        return nn.LocalResponseNorm(a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"])
+
+
+# --------------------------------------------------------------------------- activations
+
+def _activation(op_name: str, torch_name: str, doc: str, **torch_kwargs):
+    class Activation(Op):
+        name = op_name
+        kind = Kind.ACT
+
+        def torch(self, a, ins, out):
+            import torch.nn as nn
+            return getattr(nn, torch_name)(**torch_kwargs)
+
+    Activation.doc = doc
+    Activation.__name__ = Activation.__qualname__ = torch_name
+    return register(Activation)
+
+
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "hardsigmoid", "hardswish", "silu", "gelu")
+_activation("relu", "ReLU", "max(0, x)")
+_activation("relu6", "ReLU6", "min(max(0, x), 6)")
+_activation("sigmoid", "Sigmoid", "1 / (1 + exp(-x))")
+_activation("tanh", "Tanh", "tanh(x)")
+_activation("hardsigmoid", "Hardsigmoid", "relu6(x + 3) / 6")
+_activation("hardswish", "Hardswish", "x * relu6(x + 3) / 6")
+_activation("silu", "SiLU", "x * sigmoid(x) (swish)")
+_activation("gelu", "GELU", "x * Phi(x)")
+
+
+# --------------------------------------------------------------------------- pooling
+
+class MaxPoolParams(Params):
+    kernel: PosPair
+    stride: Optional[PosPair] = Field(None, description="defaults to kernel")
+    padding: Pair = (0, 0)
+    dilation: PosPair = (1, 1)
+    ceil_mode: bool = False
+
+
+class AvgPoolParams(Params):
+    kernel: PosPair
+    stride: Optional[PosPair] = Field(None, description="defaults to kernel")
+    padding: Pair = (0, 0)
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+
+
+class _Pool(Op):
+    kind = Kind.POOL
+
+    def resolve(self, p, ins):
+        _feature_map(self.name, ins[0])
+        a = p.model_dump()
+        if a["stride"] is None:
+            a["stride"] = a["kernel"]
+        a.setdefault("dilation", (1, 1))
+        ph, pw = a["padding"]
+        a["pad"] = (ph, ph, pw, pw)
+        return a
+
+    def infer(self, a, ins):
+        c, h, w = ins[0]
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = a["kernel"], a["stride"], a["padding"], a["dilation"]
+        if ph > kh // 2 or pw > kw // 2:
+            raise ShapeError(f"padding {a['padding']} is more than half the kernel {a['kernel']}",
+                             "PyTorch pooling requires padding <= kernel // 2")
+        ho = _window_out(h, kh, sh, 2 * ph, dh, a["ceil_mode"], ph)
+        wo = _window_out(w, kw, sw, 2 * pw, dw, a["ceil_mode"], pw)
+        if ho < 1 or wo < 1:
+            raise ShapeError(f"output size {ho}x{wo} is not positive (input {h}x{w}, kernel {kh}x{kw})",
+                             "the input is too small here: raise the input size, or reduce stride/kernel")
+        return (c, ho, wo)
+
+
+@register
+class MaxPool(_Pool):
+    name = "maxpool"
+    Params = MaxPoolParams
+    doc = "Max pooling (ceil_mode, padding, dilation)."
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        return nn.MaxPool2d(a["kernel"], a["stride"], a["padding"], a["dilation"], ceil_mode=a["ceil_mode"])
+
+
+@register
+class AvgPool(_Pool):
+    name = "avgpool"
+    Params = AvgPoolParams
+    doc = "Average pooling (ceil_mode, count_include_pad)."
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        return nn.AvgPool2d(a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil_mode"],
+                            count_include_pad=a["count_include_pad"])
+
+
+class AdaptivePoolParams(Params):
+    output: PosPair = (1, 1)
+
+
+class _AdaptivePool(Op):
+    kind = Kind.POOL
+    Params = AdaptivePoolParams
+    torch_name: ClassVar[str]
+
+    def infer(self, a, ins):
+        c, _, _ = _feature_map(self.name, ins[0])
+        return (c, *a["output"])
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        return getattr(nn, self.torch_name)(a["output"])
+
+
+@register
+class AdaptiveAvgPool(_AdaptivePool):
+    name = "adaptive_avgpool"
+    torch_name = "AdaptiveAvgPool2d"
+    doc = "Adaptive average pooling to a fixed output size."
+
+
+@register
+class AdaptiveMaxPool(_AdaptivePool):
+    name = "adaptive_maxpool"
+    torch_name = "AdaptiveMaxPool2d"
+    doc = "Adaptive max pooling to a fixed output size."
+
+
+class GlobalPoolParams(Params):
+    keepdim: bool = Field(True, description="keep (C, 1, 1); false gives flat (C,) like x.mean([2, 3])")
+
+
+@register
+class GlobalAvgPool(Op):
+    name = "global_avgpool"
+    kind = Kind.POOL
+    Params = GlobalPoolParams
+    doc = "Mean over H and W."
+
+    def infer(self, a, ins):
+        c, _, _ = _feature_map(self.name, ins[0])
+        return (c, 1, 1) if a["keepdim"] else (c,)
+
+    def torch(self, a, ins, out):
+        from .backends import torch_layers as L
+        return L.GlobalAvgPool(a["keepdim"])
+
+
+# --------------------------------------------------------------------------- regularisers
+
+class DropoutParams(Params):
+    p: Annotated[float, Field(ge=0, lt=1)] = 0.5
+
+
+@register
+class Dropout(Op):
+    name = "dropout"
+    kind = Kind.REGULARIZER
+    Params = DropoutParams
+    doc = "Dropout (identity in eval mode)."
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        return nn.Dropout(a["p"])
+
+
+class DropPathParams(Params):
+    p: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    mode: Literal["row", "batch"] = "row"
+
+
+@register
+class DropPath(Op):
+    name = "drop_path"
+    kind = Kind.REGULARIZER
+    Params = DropPathParams
+    doc = "Stochastic depth on a residual branch (torchvision StochasticDepth semantics)."
+
+    def torch(self, a, ins, out):
+        from .backends import torch_layers as L
+        return L.StochasticDepth(a["p"], a["mode"])
+
+
+# --------------------------------------------------------------------------- linear
+
+class LinearParams(Params):
+    out: Annotated[int, Field(ge=1)]
+    bias: bool = True
+
+
+@register
+class Linear(Op):
+    name = "linear"
+    kind = Kind.LINEAR
+    Params = LinearParams
+    doc = "Fully connected layer on flat features."
+
+    def resolve(self, p, ins):
+        if len(ins[0]) != 1:
+            raise ShapeError(f"linear needs flat features (F,) but got {ins[0]}",
+                             "add a `flatten` (or `global_avgpool` with keepdim: false) before it")
+        return {**p.model_dump(), "in_features": ins[0][0]}
+
+    def infer(self, a, ins):
+        return (a["out"],)
+
+    def weights(self, a, ins, out):
+        w = {"weight": (a["out"], a["in_features"])}
+        if a["bias"]:
+            w["bias"] = (a["out"],)
+        return w
+
+    def macs(self, a, ins, out):
+        return a["in_features"] * a["out"]
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        return nn.Linear(a["in_features"], a["out"], bias=a["bias"])
+
+
+# --------------------------------------------------------------------------- data movement
+
+@register
+class Flatten(Op):
+    name = "flatten"
+    kind = Kind.DATA
+    doc = "(C, H, W) -> (C*H*W,)."
+
+    def infer(self, a, ins):
+        return (math.prod(ins[0]),)
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        return nn.Flatten(1)
+
+
+@register
+class Identity(Op):
+    name = "identity"
+    kind = Kind.DATA
+    doc = "Passes its input through (a named tap point)."
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        return nn.Identity()
+
+
+@register
+class Concat(Op):
+    name = "concat"
+    kind = Kind.DATA
+    arity = None
+    doc = "Concatenate along channels; spatial sizes must agree."
+
+    def infer(self, a, ins):
+        first = ins[0]
+        for s in ins[1:]:
+            if len(s) != len(first) or s[1:] != first[1:]:
+                raise ShapeError(f"concat of unequal spatial sizes: {', '.join(map(str, ins))}",
+                                 "every input must have the same H and W; check strides, padding and ceil_mode "
+                                 "in the branches")
+        return (sum(s[0] for s in ins), *first[1:])
+
+    def torch(self, a, ins, out):
+        from .backends import torch_layers as L
+        return L.Concat()
+
+
+@register
+class Add(Op):
+    name = "add"
+    kind = Kind.ELEMENTWISE
+    arity = None
+    doc = "Element-wise sum of equally shaped tensors (residual connections)."
+
+    def infer(self, a, ins):
+        if any(s != ins[0] for s in ins[1:]):
+            raise ShapeError(f"add of unequal shapes: {', '.join(map(str, ins))}",
+                             "residual adds need equal channels and spatial size; use a projection "
+                             "or a `when:` condition")
+        return ins[0]
+
+    def torch(self, a, ins, out):
+        from .backends import torch_layers as L
+        return L.Add()
+
+
+@register
+class Mul(Op):
+    name = "mul"
+    kind = Kind.ELEMENTWISE
+    arity = 2
+    doc = "Element-wise product with broadcasting (squeeze-and-excitation gating)."
+
+    def infer(self, a, ins):
+        x, y = ins
+        if len(x) != len(y):
+            raise ShapeError(f"mul of shapes with different rank: {x}, {y}")
+        out = []
+        for p, q in zip(x, y):
+            if p != q and 1 not in (p, q):
+                raise ShapeError(f"mul of shapes that do not broadcast: {x}, {y}",
+                                 "each axis must match or be 1")
+            out.append(max(p, q))
+        return tuple(out)
+
+    def torch(self, a, ins, out):
+        from .backends import torch_layers as L
+        return L.Mul()
+
+
+class ChunkParams(Params):
+    chunks: Annotated[int, Field(ge=1)] = 2
+    index: Annotated[int, Field(ge=0)] = 0
+
+
+@register
+class Chunk(Op):
+    name = "chunk"
+    kind = Kind.DATA
+    Params = ChunkParams
+    doc = "Channel split: piece `index` of `chunks` equal pieces (x.chunk(chunks, 1)[index])."
+
+    def infer(self, a, ins):
+        c = ins[0][0]
+        if a["index"] >= a["chunks"]:
+            raise ShapeError(f"chunk index {a['index']} out of range for {a['chunks']} chunks")
+        if c % a["chunks"]:
+            raise ShapeError(f"{c} channels do not split into {a['chunks']} equal chunks")
+        return (c // a["chunks"], *ins[0][1:])
+
+    def torch(self, a, ins, out):
+        from .backends import torch_layers as L
+        return L.Chunk(a["chunks"], a["index"])
+
+
+class ShuffleParams(Params):
+    groups: Annotated[int, Field(ge=1)]
+
+
+@register
+class ChannelShuffle(Op):
+    name = "channel_shuffle"
+    kind = Kind.DATA
+    Params = ShuffleParams
+    doc = "ShuffleNet channel shuffle: view (g, C/g), transpose, flatten."
+
+    def infer(self, a, ins):
+        c = _feature_map(self.name, ins[0])[0]
+        if c % a["groups"]:
+            raise ShapeError(f"channels not divisible by groups: {c} channels, {a['groups']} groups")
+        return ins[0]
+
+    def torch(self, a, ins, out):
+        from .backends import torch_layers as L
+        return L.ChannelShuffle(a["groups"])

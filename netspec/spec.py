@@ -1,0 +1,435 @@
+"""The spec language as pydantic models, and `load_spec` (YAML file → validated `Spec`).
+
+Every layer entry is `{type: ..., name?, inputs?, repeat?, when?, **params}`.
+`type` is a primitive op (`netspec.ops`), a block of the package library
+(`netspec/blocks/*.yaml`) or a block defined in the spec's own `blocks:`.
+Entries form a discriminated union on `type`: each op and library block gets
+its own model generated from one definition (the op's `Params`, the
+template's `params:`), so unknown keys, wrong types and missing values are
+caught here, each with its `file:line:col`, and the union is what
+`netspec schema` exports for editors.
+
+Values may be expressions (`$in * 2`, see `netspec.expr`); they are checked
+for type after they are evaluated, during lowering.
+"""
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag,
+                      ValidationError, create_model, model_validator)
+from pydantic_core import PydanticUndefined
+
+from . import ops
+from .errors import Issue, SourceLoc, SpecError, did_you_mean
+from .yaml_loader import Locations, format_path, load_yaml
+
+Expr = Annotated[str, StringConstraints(pattern=r"\$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- entries
+
+class EntryBase(Model):
+    """Fields every layer entry has, whatever its type."""
+
+    name: Optional[Name] = Field(None, description="name of this entry; other entries refer to it by this name")
+    inputs: Optional[Union[str, list[str]]] = Field(
+        None, description="names of the entries this one reads (default: the previous entry)")
+    repeat: Union[Annotated[int, Field(ge=0)], Expr] = Field(
+        1, description="repeat the entry; only the first repeat keeps its `stride`")
+    when: Union[bool, Expr] = Field(True, description="include the entry only if this is true")
+
+
+def _expressible(annotation: Any) -> Any:
+    return Union[annotation, Expr]
+
+
+def _entry_model(type_names: list[str], fields: dict[str, tuple[Any, Any]], doc: str) -> type[EntryBase]:
+    name = "".join(part.capitalize() for part in type_names[0].split("_")) + "Entry"
+    return create_model(
+        name,
+        __base__=EntryBase,
+        __doc__=doc,
+        type=(Literal[tuple(type_names)], ...),  # type: ignore[valid-type]
+        **fields,
+    )
+
+
+def _op_entry_model(op: ops.Op) -> type[EntryBase]:
+    fields = {}
+    for fname, finfo in op.Params.model_fields.items():
+        default = finfo.default if finfo.default is not PydanticUndefined else ...
+        annotation = Annotated[(finfo.annotation, *finfo.metadata)] if finfo.metadata else finfo.annotation
+        fields[fname] = (_expressible(annotation), Field(default, description=finfo.description))
+    aliases = [a for a, target in ops.ALIASES.items() if target == op.name]
+    return _entry_model([op.name, *aliases], fields, op.doc)
+
+
+class CustomEntry(EntryBase):
+    """A block defined in the spec's own `blocks:` (checked against its `params:` after parsing)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+PARAM_TYPES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "number": float,
+    "bool": bool,
+    "str": str,
+    "activation": Union[Literal[tuple([*ops.ACTIVATIONS, "swish", "none"])], None],  # type: ignore[misc]
+    "ints": list[int],
+    "any": Any,
+}
+
+
+class ParamDecl(Model):
+    """One parameter of a block template."""
+
+    type: Literal[tuple(PARAM_TYPES)] = "any"  # type: ignore[valid-type]
+    default: Any = Field(None, description="omit to make the parameter required")
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return "default" not in self.model_fields_set
+
+
+class BlockTemplate(Model):
+    """A composite block defined as data: parameters, derived variables and a body of entries."""
+
+    doc: str = ""
+    params: dict[Name, ParamDecl] = Field(default_factory=dict)
+    vars: dict[Name, Any] = Field(default_factory=dict, description="derived values, evaluated in order")
+    body: list["Entry"]
+    output: Optional[Name] = Field(None, description="entry whose output is the block's output (default: last)")
+
+    def bind(self, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+        """Parameters with defaults filled in, and a list of (param, message, hint) problems."""
+        problems = []
+        bound = {}
+        for key in given:
+            if key not in self.params:
+                problems.append((key, f"unknown parameter '{key}'", did_you_mean(key, list(self.params), "parameters")))
+        for key, decl in self.params.items():
+            if key in given:
+                bound[key] = given[key]
+            elif decl.required:
+                problems.append((key, f"missing required parameter '{key}'",
+                                 f"{key}: {decl.doc}" if decl.doc else f"add `{key}:`"))
+            else:
+                bound[key] = copy.deepcopy(decl.default)
+        return bound, problems
+
+
+def _block_entry_model(type_name: str, template: BlockTemplate) -> type[EntryBase]:
+    fields = {}
+    for pname, decl in template.params.items():
+        default = ... if decl.required else decl.default
+        fields[pname] = (_expressible(PARAM_TYPES[decl.type]), Field(default, description=decl.doc or None))
+    return _entry_model([type_name], fields, template.doc)
+
+
+# The union of entry models. Filled once the block library is loaded (below).
+_ENTRY_MODELS: dict[str, type[EntryBase]] = {}
+
+
+def _entry_tag(value: Any) -> str:
+    t = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if isinstance(t, str):
+        canonical = ops.ALIASES.get(t, t)
+        if canonical in _ENTRY_MODELS:
+            return canonical
+    return "custom"
+
+
+def _build_entry_union():
+    members = [Annotated[m, Tag(tag)] for tag, m in _ENTRY_MODELS.items()]
+    members.append(Annotated[CustomEntry, Tag("custom")])
+    return Annotated[Union[tuple(members)], Discriminator(_entry_tag)]  # type: ignore[valid-type]
+
+
+for _op in ops.OPS.values():
+    if _op.name != "input":
+        _ENTRY_MODELS[_op.name] = _op_entry_model(_op)
+
+# Before the library is loaded, an Entry is any op or a custom block; templates are parsed with this.
+Entry = _build_entry_union()
+BlockTemplate.model_rebuild()
+
+
+# --------------------------------------------------------------------------- validation with locations
+
+def _clean_loc(loc: tuple, data: Any) -> tuple:
+    """Drop the union tags pydantic inserts into error locations, keep the data path."""
+    path: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part not in _ENTRY_MODELS and part != "custom":
+            path.append(part)  # a missing key: report at the enclosing mapping
+            node = None
+    return tuple(path)
+
+
+def _hint_for(err: dict, path: tuple, data: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = path[-1] if path else ""
+        parent = data
+        for p in path[:-1]:
+            parent = parent[p]
+        allowed = _allowed_keys(parent, path[:-1], data)
+        return f"unknown key '{key}' — " + did_you_mean(str(key), allowed, "keys")
+    if kind == "missing":
+        return f"add `{path[-1]}:`" if path else ""
+    if kind.startswith("literal_error") and path and path[-1] == "type":
+        return did_you_mean(str(err.get("input")), sorted(_ENTRY_MODELS), "types")
+    if kind in ("string_pattern_mismatch",) and path and path[-1] == "name":
+        return "names are identifiers: letters, digits and underscores, not starting with a digit"
+    if "int" in kind or "float" in kind:
+        return "a number or an expression such as $in * 2"
+    return ""
+
+
+def _allowed_keys(parent: Any, parent_path: tuple, root: Any) -> list[str]:
+    if isinstance(parent, dict) and "type" in parent:
+        model = _ENTRY_MODELS.get(_entry_tag(parent))
+        if model is not None:
+            return list(model.model_fields)
+    if parent_path == ():
+        return list(Spec.model_fields)
+    for model in (Stage, InputSpec, AuxHead, BlockTemplate, ParamDecl):
+        keys = set(model.model_fields)
+        if isinstance(parent, dict) and len(keys & set(parent)) >= 1:
+            return list(keys)
+    return []
+
+
+def _validate(model: type[BaseModel], data: Any, locs: Locations, base: tuple = ()):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        issues = []
+        root = data
+        for err in exc.errors():
+            path = _clean_loc(err["loc"], root)
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                loc = locs.loc(base + path, key=True)
+                msg = f"unknown key '{path[-1]}'"
+            else:
+                loc = locs.loc(base + path)
+                if err["type"] not in ("missing",) and "input" in err and not isinstance(err["input"], (dict, list)):
+                    msg += f" (got {err['input']!r})"
+            issues.append(Issue(loc, msg, _hint_for(err, path, root)))
+        raise SpecError(_dedupe(issues)) from None
+
+
+def _dedupe(issues: list[Issue]) -> list[Issue]:
+    # A value that fails a union (say int-or-expression) yields one error per member: keep the first.
+    seen, out = set(), []
+    for i in issues:
+        key = (i.loc.line, i.loc.col, i.loc.path)
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return out
+
+
+@lru_cache(maxsize=None)
+def library() -> dict[str, BlockTemplate]:
+    """The package's block library: every `netspec/blocks/*.yaml` file."""
+    out: dict[str, BlockTemplate] = {}
+    for path in sorted((Path(__file__).parent / "blocks").glob("*.yaml")):
+        data, locs = load_yaml(path)
+        for name, raw in data.items():
+            if name in out or ops.is_op(name):
+                raise SpecError(f"block '{name}' is defined twice", locs.loc((name,), key=True))
+            out[name] = _validate(BlockTemplate, raw, locs, (name,))
+    return out
+
+
+for _name, _template in library().items():
+    _ENTRY_MODELS[_name] = _block_entry_model(_name, _template)
+Entry = _build_entry_union()  # noqa: F811 - now with the library blocks
+BlockTemplate.model_rebuild(force=True)
+
+
+# --------------------------------------------------------------------------- the spec
+
+class InputSpec(Model):
+    channels: Annotated[int, Field(ge=1)] = 3
+    size: Annotated[ops.PosPair, Field(description="spatial size, int or [h, w]")]
+
+
+class Stage(Model):
+    name: Optional[Name] = None
+    doc: str = ""
+    blocks: list[Entry]  # type: ignore[valid-type]
+
+
+class AuxHead(Model):
+    """A side classifier attached to a named point; its logits are returned in training only."""
+
+    name: Name
+    at: str = Field(description="name (or scope) of the entry whose output feeds the head")
+    layers: list[Entry]  # type: ignore[valid-type]
+
+
+class Spec(Model):
+    """A whole network."""
+
+    name: Name
+    doc: str = ""
+    reference: str = Field("", description="the implementation this spec reproduces")
+    input: InputSpec
+    num_classes: Annotated[int, Field(ge=1)] = 1000
+    vars: dict[Name, Any] = Field(default_factory=dict, description="global variables usable as $name")
+    defaults: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="default parameters per op or block type")
+    drop_path_rate: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="stochastic depth: block i of n gets p = rate * i / n")
+    blocks: dict[Name, BlockTemplate] = Field(default_factory=dict, description="block types defined by this spec")
+    stem: list[Entry] = Field(default_factory=list)  # type: ignore[valid-type]
+    stages: list[Stage] = Field(default_factory=list)
+    head: list[Entry] = Field(default_factory=list)  # type: ignore[valid-type]
+    aux_heads: list[AuxHead] = Field(default_factory=list)
+    training: dict[str, Any] = Field(
+        default_factory=dict, description="training recipe (label smoothing, progressive learning, ...): "
+                                          "recorded, reported, not used by the compiler")
+
+    _locs: Optional[Locations] = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _has_body(self) -> "Spec":
+        if not (self.stem or self.stages or self.head):
+            raise ValueError("the network is empty: give at least one of stem, stages, head")
+        return self
+
+    @property
+    def locs(self) -> Locations:
+        return self._locs or Locations(f"<{self.name}>")
+
+    def templates(self) -> dict[str, BlockTemplate]:
+        return {**library(), **self.blocks}
+
+
+def _check_custom_entries(spec: Spec, locs: Locations) -> None:
+    """Entries whose type is neither an op nor a library block must name a block of `spec.blocks`."""
+    issues: list[Issue] = []
+    templates = spec.templates()
+
+    def check(entries: list, path: tuple, allow_expr_type: bool):
+        for i, e in enumerate(entries):
+            if not isinstance(e, CustomEntry):
+                continue
+            p = path + (i,)
+            if "$" in e.type:
+                if not allow_expr_type:
+                    issues.append(Issue(locs.loc(p + ("type",)), f"type '{e.type}' is an expression outside a block",
+                                        "only block templates can choose an entry's type from a parameter"))
+                continue
+            if e.type not in templates:
+                choices = sorted({*ops.OPS, *templates} - {"input"})
+                issues.append(Issue(locs.loc(p + ("type",)), f"unknown type '{e.type}'",
+                                    did_you_mean(e.type, choices, "types")))
+                continue
+            _, problems = templates[e.type].bind(e.model_extra or {})
+            for key, msg, hint in problems:
+                at = locs.loc(p + (key,), key=True) if key in (e.model_extra or {}) else locs.loc(p)
+                issues.append(Issue(at, f"{msg} of block '{e.type}'", hint))
+
+    check(spec.stem, ("stem",), False)
+    for si, st in enumerate(spec.stages):
+        check(st.blocks, ("stages", si, "blocks"), False)
+    check(spec.head, ("head",), False)
+    for ai, aux in enumerate(spec.aux_heads):
+        check(aux.layers, ("aux_heads", ai, "layers"), False)
+    for bname, tpl in spec.blocks.items():
+        if bname in library() or ops.is_op(bname):
+            issues.append(Issue(locs.loc(("blocks", bname), key=True),
+                                f"block '{bname}' shadows a built-in op or library block", "choose another name"))
+        check(tpl.body, ("blocks", bname, "body"), True)
+    if issues:
+        raise SpecError(issues)
+
+
+def spec_from_data(data: Any, locs: Locations) -> Spec:
+    if not isinstance(data, dict):
+        raise SpecError("a spec must be a mapping at the top level", locs.loc(()),
+                        "start with `name:`, `input:`, `stages:`")
+    spec = _validate(Spec, data, locs)
+    spec._locs = locs
+    _check_custom_entries(spec, locs)
+    return spec
+
+
+def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
+    """`--set path=value` on the raw data: `vars.width=1.4`, `stages[2].blocks[0].stride=1`."""
+    import re
+
+    import yaml
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        where = SourceLoc("--set", 0, 0, item)
+        if "=" not in item:
+            raise SpecError(f"--set expects path=value, got '{item}'", where, "for example --set num_classes=10")
+        path_text, value_text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(value_text)
+        except yaml.YAMLError:
+            value = value_text
+        parts: list[Any] = []
+        for token in re.findall(r"[^.\[\]]+", path_text):
+            parts.append(int(token) if token.isdigit() else token)
+        if not parts:
+            raise SpecError(f"empty path in --set '{item}'", where)
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            nxt = node[part] if (isinstance(node, dict) and part in node) or \
+                (isinstance(node, list) and isinstance(part, int) and part < len(node)) else None
+            if nxt is None:
+                if isinstance(node, dict):
+                    node[part] = {}
+                    nxt = node[part]
+                else:
+                    raise SpecError(f"--set path '{path_text}' does not exist at '{format_path(tuple(parts[:depth + 1]))}'",
+                                    where)
+            node = nxt
+        last = parts[-1]
+        if isinstance(node, list) and not (isinstance(last, int) and last < len(node)):
+            raise SpecError(f"--set index {last} out of range in '{path_text}'", where)
+        node[last] = value
+        locs.values[tuple(parts)] = (0, 0)
+    return data
+
+
+def load_spec(source: str | Path, *, overrides: list[str] | None = None, text: str | None = None) -> Spec:
+    """Read and validate a spec (no scaling, no lowering)."""
+    data, locs = load_yaml(source, text)
+    if overrides:
+        data = apply_overrides(data, overrides, locs)
+    return spec_from_data(data, locs)
+
+
+def json_schema() -> dict:
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "netspec network spec"
+    return schema
