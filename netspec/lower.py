@@ -47,6 +47,7 @@ class Context:
     call_loc: Optional[SourceLoc] = None  # user-visible location when inside templates
     trace: tuple = ()              # block templates we are inside
     blocks: tuple = ()             # enclosing block scopes
+    unrolled: int = 0              # entries lowered so far in this list, repeats unrolled
 
 
 @lru_cache(maxsize=None)
@@ -101,6 +102,7 @@ class Lowerer:
 
     # ------------------------------------------------------------------ entries
     def lower_entries(self, entries: list, ctx: Context, prev: str) -> str:
+        ctx.unrolled = 0
         for i, e in enumerate(entries):
             prev = self.lower_entry(e, i, ctx, prev)
             ctx.names["prev"] = prev
@@ -138,7 +140,7 @@ class Lowerer:
             return prev
         type_name = ops.ALIASES.get(type_name, type_name)
         given = entry_params(e)
-        part = e.name if e.name else str(i)
+        part = e.name
         out = prev
         for k in range(repeat):
             if k > 0:
@@ -150,7 +152,9 @@ class Lowerer:
             if ctx.stage not in ("stem", "head", "aux") and not ctx.trace:
                 env["drop_path"] = self.spec.drop_path_rate * self.block_index / max(self.total_blocks, 1)
                 self.block_index += 1
-            node_part = part if repeat == 1 else f"{part}.{k}"
+            # unnamed entries are numbered after unrolling (stages.2.blocks.3); named ones keep their name
+            node_part = (part if repeat == 1 else f"{part}.{k}") if e.name else str(ctx.unrolled)
+            ctx.unrolled += 1
             node_id = f"{ctx.scope}.{node_part}" if ctx.scope else node_part
             if node_id in self.G or node_id in self.G.graph["scopes"]:
                 self.fail(ctx, i, f"duplicate name '{node_part}' in '{ctx.scope}'", "give each entry a unique name", "name")
