@@ -48,6 +48,7 @@ class Context:
     trace: tuple = ()              # block templates we are inside
     blocks: tuple = ()             # enclosing block scopes
     unrolled: int = 0              # entries lowered so far in this list, repeats unrolled
+    tpl_path: Optional[tuple] = None  # spec path of the body when inside a block the spec defines itself
 
 
 @lru_cache(maxsize=None)
@@ -81,7 +82,11 @@ class Lowerer:
     def fail(self, ctx: Context, index: Optional[int], message: str, hint: str = "", key: Optional[str] = None):
         where = self.loc(ctx, index, key)
         if ctx.trace:
-            message = f"in block {' > '.join(ctx.trace)}: {message}"
+            inside = ""
+            if ctx.tpl_path is not None and index is not None:
+                tloc = self.spec.locs.loc(ctx.tpl_path + (index,))
+                inside = f" (entry at {tloc.file}:{tloc.line}:{tloc.col} {tloc.path})"
+            message = f"in block {' > '.join(ctx.trace)}{inside}: {message}"
         raise SpecError(Issue(where, message, hint))
 
     def eval(self, value: Any, env: dict, ctx: Context, index: Optional[int], key: str) -> Any:
@@ -232,7 +237,8 @@ class Lowerer:
         }
         names = {"input": inputs[0], **{f"input{j}": n for j, n in enumerate(inputs)}}
         inner = Context(scope=scope, names=names, env=benv, stage=ctx.stage, aux=ctx.aux, path=None,
-                        call_loc=self.loc(ctx, i), trace=ctx.trace + (type_name,), blocks=ctx.blocks + (scope,))
+                        call_loc=self.loc(ctx, i), trace=ctx.trace + (type_name,), blocks=ctx.blocks + (scope,),
+                        tpl_path=("blocks", type_name, "body") if type_name in self.spec.blocks else None)
         out = self.lower_entries(tpl.body, inner, inputs[0])
         if tpl.output:
             if tpl.output not in names:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag,
-                      ValidationError, create_model, model_validator)
+                      ValidationError, ValidationInfo, create_model, model_validator)
+from pydantic_core import PydanticCustomError
 from pydantic_core import PydanticUndefined
 
 from . import ops
@@ -79,6 +80,17 @@ class CustomEntry(EntryBase):
     model_config = ConfigDict(extra="allow")
     type: str
 
+    @model_validator(mode="after")
+    def _known_type(self, info: ValidationInfo) -> "CustomEntry":
+        # Unknown types are reported with the other schema errors; the spec's own block
+        # names come in through the validation context (they are parsed in the same pass).
+        user_blocks = (info.context or {}).get("user_blocks")
+        if user_blocks is not None and "$" not in self.type and self.type not in user_blocks:
+            choices = sorted({*_ENTRY_MODELS, *user_blocks})
+            raise PydanticCustomError("unknown_type", "unknown type '{type}'",
+                                      {"type": self.type, "hint": did_you_mean(self.type, choices, "types")})
+        return self
+
 
 PARAM_TYPES: dict[str, Any] = {
     "int": int,
@@ -104,13 +116,12 @@ class ParamDecl(Model):
         return "default" not in self.model_fields_set
 
 
-class BlockTemplate(Model):
+class _TemplateBase(Model):
     """A composite block defined as data: parameters, derived variables and a body of entries."""
 
     doc: str = ""
     params: dict[Name, ParamDecl] = Field(default_factory=dict)
     vars: dict[Name, Any] = Field(default_factory=dict, description="derived values, evaluated in order")
-    body: list["Entry"]
     output: Optional[Name] = Field(None, description="entry whose output is the block's output (default: last)")
 
     def bind(self, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
@@ -131,7 +142,13 @@ class BlockTemplate(Model):
         return bound, problems
 
 
-def _block_entry_model(type_name: str, template: BlockTemplate) -> type[EntryBase]:
+def _template_model(entry: Any) -> type[_TemplateBase]:
+    """The template model over a given entry union (library blocks are parsed before that union includes them)."""
+    return create_model("BlockTemplate", __base__=_TemplateBase, __doc__=_TemplateBase.__doc__,
+                        body=(list[entry], Field(description="the entries of the block, in order")))
+
+
+def _block_entry_model(type_name: str, template: _TemplateBase) -> type[EntryBase]:
     fields = {}
     for pname, decl in template.params.items():
         default = ... if decl.required else decl.default
@@ -162,9 +179,9 @@ for _op in ops.OPS.values():
     if _op.name != "input":
         _ENTRY_MODELS[_op.name] = _op_entry_model(_op)
 
-# Before the library is loaded, an Entry is any op or a custom block; templates are parsed with this.
+# Library templates are parsed with entries that are ops or (not yet known) blocks.
 Entry = _build_entry_union()
-BlockTemplate.model_rebuild()
+_LibraryTemplate = _template_model(Entry)
 
 
 # --------------------------------------------------------------------------- validation with locations
@@ -194,11 +211,11 @@ def _hint_for(err: dict, path: tuple, data: Any) -> str:
         for p in path[:-1]:
             parent = parent[p]
         allowed = _allowed_keys(parent, path[:-1], data)
-        return f"unknown key '{key}' — " + did_you_mean(str(key), allowed, "keys")
+        return did_you_mean(str(key), allowed, "keys")
     if kind == "missing":
         return f"add `{path[-1]}:`" if path else ""
-    if kind.startswith("literal_error") and path and path[-1] == "type":
-        return did_you_mean(str(err.get("input")), sorted(_ENTRY_MODELS), "types")
+    if kind == "unknown_type":
+        return err["ctx"]["hint"]
     if kind in ("string_pattern_mismatch",) and path and path[-1] == "name":
         return "names are identifiers: letters, digits and underscores, not starting with a digit"
     if "int" in kind or "float" in kind:
@@ -220,14 +237,16 @@ def _allowed_keys(parent: Any, parent_path: tuple, root: Any) -> list[str]:
     return []
 
 
-def _validate(model: type[BaseModel], data: Any, locs: Locations, base: tuple = ()):
+def _validate(model: type[BaseModel], data: Any, locs: Locations, base: tuple = (), context: dict | None = None):
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         issues = []
         root = data
         for err in exc.errors():
             path = _clean_loc(err["loc"], root)
+            if err["type"] == "unknown_type":
+                path += ("type",)
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 loc = locs.loc(base + path, key=True)
@@ -252,7 +271,7 @@ def _dedupe(issues: list[Issue]) -> list[Issue]:
 
 
 @lru_cache(maxsize=None)
-def library() -> dict[str, BlockTemplate]:
+def library() -> dict[str, _TemplateBase]:
     """The package's block library: every `netspec/blocks/*.yaml` file."""
     out: dict[str, BlockTemplate] = {}
     for path in sorted((Path(__file__).parent / "blocks").glob("*.yaml")):
@@ -260,14 +279,14 @@ def library() -> dict[str, BlockTemplate]:
         for name, raw in data.items():
             if name in out or ops.is_op(name):
                 raise SpecError(f"block '{name}' is defined twice", locs.loc((name,), key=True))
-            out[name] = _validate(BlockTemplate, raw, locs, (name,))
+            out[name] = _validate(_LibraryTemplate, raw, locs, (name,))
     return out
 
 
 for _name, _template in library().items():
     _ENTRY_MODELS[_name] = _block_entry_model(_name, _template)
 Entry = _build_entry_union()  # noqa: F811 - now with the library blocks
-BlockTemplate.model_rebuild(force=True)
+BlockTemplate = _template_model(Entry)
 
 
 # --------------------------------------------------------------------------- the spec
@@ -325,7 +344,7 @@ class Spec(Model):
     def locs(self) -> Locations:
         return self._locs or Locations(f"<{self.name}>")
 
-    def templates(self) -> dict[str, BlockTemplate]:
+    def templates(self) -> dict[str, _TemplateBase]:
         return {**library(), **self.blocks}
 
 
@@ -373,7 +392,8 @@ def spec_from_data(data: Any, locs: Locations) -> Spec:
     if not isinstance(data, dict):
         raise SpecError("a spec must be a mapping at the top level", locs.loc(()),
                         "start with `name:`, `input:`, `stages:`")
-    spec = _validate(Spec, data, locs)
+    user_blocks = data.get("blocks") if isinstance(data.get("blocks"), dict) else {}
+    spec = _validate(Spec, data, locs, context={"user_blocks": set(user_blocks)})
     spec._locs = locs
     _check_custom_entries(spec, locs)
     return spec

@@ -51,8 +51,16 @@ class Locations:
         return SourceLoc(self.file, line, col, format_path(path))
 
 
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 def _convert(node: yaml.Node, path: tuple, locs: Locations, constructor: yaml.SafeLoader) -> Any:
     locs.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        # Specs are data: a tag such as !!python/object would build objects; refuse it.
+        raise SpecError(Issue(SourceLoc(locs.file, node.start_mark.line + 1, node.start_mark.column + 1,
+                                        format_path(path)),
+                              f"unsupported YAML tag '{node.tag}'", "specs are plain data: remove the tag"))
     if isinstance(node, yaml.MappingNode):
         constructor.flatten_mapping(node)  # resolves `<<:` merge keys, as safe_load does
         out: dict = {}
