@@ -1,0 +1,98 @@
+"""Each primitive op's shape rule and tensor shapes agree with the torch module its factory builds."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from netspec import ops  # noqa: E402
+from netspec.infer import infer_op  # noqa: E402
+
+
+def run(op_name: str, params: dict, *in_shapes):
+    op = ops.get_op(op_name)
+    inf = infer_op(op, op.Params.model_validate(params), list(in_shapes))
+    module = op.torch(inf.attrs, list(in_shapes), inf.shape)
+    with torch.no_grad():
+        y = module(*[torch.randn(2, *s) for s in in_shapes])
+    return inf, module, y
+
+
+@pytest.mark.parametrize("size, k, s, p, ceil", [
+    (size, k, s, p, ceil)
+    for size, k, s, ceil in itertools.product((13, 14, 15, 56, 109), (2, 3), (1, 2), (False, True))
+    for p in range(0, k // 2 + 1)
+])
+def test_pool_output_size_matches_torch(size, k, s, p, ceil):
+    for op_name in ("maxpool", "avgpool"):
+        inf, _, y = run(op_name, {"kernel": k, "stride": s, "padding": p, "ceil_mode": ceil}, (3, size, size))
+        assert tuple(y.shape[1:]) == inf.shape
+
+
+@pytest.mark.parametrize("padding", [0, 1, [0, 3], "same", "valid", "tf_same"])
+@pytest.mark.parametrize("kernel, stride, dilation, groups", [
+    (3, 1, 1, 1), (3, 2, 1, 1), ([1, 7], 1, 1, 1), ([7, 1], 2, 1, 1), (3, 2, 2, "depthwise"), (5, 2, 1, 2), (1, 1, 1, 4),
+])
+def test_conv_shapes_and_weights_match_torch(kernel, stride, dilation, groups, padding):
+    inf, module, y = run("conv2d", {"out": 8, "kernel": kernel, "stride": stride, "padding": padding,
+                                    "dilation": dilation, "groups": groups}, (8, 17, 16))
+    assert tuple(y.shape[1:]) == inf.shape
+    assert {k: tuple(v.shape) for k, v in module.named_parameters()} == inf.weights
+
+
+def test_tf_same_padding_equals_tensorflow_rule():
+    # TF SAME with stride 2 on an even input pads one extra pixel at the bottom/right
+    inf, module, y = run("conv2d", {"out": 4, "kernel": 3, "stride": 2, "padding": "tf_same"}, (3, 224, 224))
+    assert inf.attrs["pad"] == (0, 1, 0, 1) and inf.shape == (4, 112, 112)
+    assert type(module).__name__ == "Conv2dSame"
+
+
+def test_conv_macs_formula():
+    inf, _, _ = run("conv2d", {"out": 32, "kernel": 3, "padding": 1, "groups": 4}, (16, 32, 32))
+    op = ops.get_op("conv2d")
+    # Cout * H * W * (Cin / g) * kh * kw
+    assert op.macs(inf.attrs, [(16, 32, 32)], inf.shape) == 32 * 32 * 32 * 4 * 9
+
+
+@pytest.mark.parametrize("op_name, params, shapes", [
+    ("batchnorm", {"eps": 1e-3, "momentum": 0.01}, [(8, 5, 5)]),
+    ("batchnorm", {}, [(8,)]),
+    ("lrn", {"size": 5, "alpha": 5e-4, "beta": 0.75, "k": 2.0}, [(8, 5, 5)]),
+    ("adaptive_avgpool", {"output": [6, 6]}, [(8, 13, 13)]),
+    ("adaptive_maxpool", {"output": 4}, [(8, 14, 14)]),
+    ("global_avgpool", {}, [(8, 5, 5)]),
+    ("global_avgpool", {"keepdim": False}, [(8, 5, 5)]),
+    ("flatten", {}, [(8, 5, 5)]),
+    ("linear", {"out": 7}, [(40,)]),
+    ("concat", {}, [(3, 5, 5), (4, 5, 5), (1, 5, 5)]),
+    ("add", {}, [(3, 5, 5), (3, 5, 5)]),
+    ("mul", {}, [(8, 5, 5), (8, 1, 1)]),
+    ("chunk", {"chunks": 2, "index": 1}, [(8, 5, 5)]),
+    ("channel_shuffle", {"groups": 2}, [(8, 5, 5)]),
+    ("dropout", {"p": 0.2}, [(8, 5, 5)]),
+    ("drop_path", {"p": 0.2}, [(8, 5, 5)]),
+    *[(a, {}, [(8, 5, 5)]) for a in ops.ACTIVATIONS],
+])
+def test_every_op_shape_and_tensors_match_torch(op_name, params, shapes):
+    inf, module, y = run(op_name, params, *shapes)
+    assert tuple(y.shape[1:]) == inf.shape
+    assert {k: tuple(v.shape) for k, v in module.named_parameters()} == inf.weights
+    assert {k: tuple(v.shape) for k, v in module.named_buffers()} == inf.buffers
+
+
+def test_channel_shuffle_permutation_is_torchvisions():
+    _, module, _ = run("channel_shuffle", {"groups": 2}, (6, 1, 1))
+    x = torch.arange(6.0).view(1, 6, 1, 1)
+    # view (2, 3) -> transpose -> flatten: [0, 3, 1, 4, 2, 5]
+    assert module(x).flatten().tolist() == [0, 3, 1, 4, 2, 5]
+
+
+def test_every_registered_op_is_covered():
+    covered = {"conv2d", "maxpool", "avgpool", "input", "batchnorm", "lrn", "adaptive_avgpool", "adaptive_maxpool",
+               "global_avgpool", "flatten", "linear", "concat", "add", "mul", "chunk", "channel_shuffle", "dropout",
+               "drop_path", "identity", *ops.ACTIVATIONS}
+    assert set(ops.OPS) <= covered, set(ops.OPS) - covered
+    assert math.prod(run("identity", {}, (2, 3, 3))[0].shape) == 18
