@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import ops
 from .errors import Issue, SourceLoc, SpecError, did_you_mean
-from .expr import ExprError, evaluate, is_expression, substitute
+from .expr import ExprError, is_expression, substitute, variables
 from .infer import infer_op
 from .spec import PARAM_TYPES, BlockTemplate, CustomEntry, EntryBase, Spec
 
@@ -133,9 +133,14 @@ class Lowerer:
         return out
 
     def lower_entry(self, e: EntryBase, i: int, ctx: Context, prev: str) -> str:
+        # A condition that does not look at the input is decided first, so a skipped entry
+        # may name inputs that were skipped too.
+        input_free = not (is_expression(e.when) and {"in", "in_h", "in_w"} & set(variables(e.when)))
+        if input_free and not self.eval(e.when, ctx.env, ctx, i, "when"):
+            return prev
         inputs = self.resolve_inputs(e, i, ctx, prev)
         env = self.input_env(ctx.env, inputs[0])
-        if not self.eval(e.when, env, ctx, i, "when"):
+        if not input_free and not self.eval(e.when, env, ctx, i, "when"):
             return prev
         repeat = self.eval(e.repeat, env, ctx, i, "repeat")
         if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0:

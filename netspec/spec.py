@@ -48,6 +48,20 @@ class EntryBase(Model):
         1, description="repeat the entry; only the first repeat keeps its `stride`")
     when: Union[bool, Expr] = Field(True, description="include the entry only if this is true")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _required_from_defaults(cls, value: Any, info: ValidationInfo) -> Any:
+        # `defaults: {maxpool: {kernel: 2}}` may supply a parameter the entry type requires.
+        defaults = (info.context or {}).get("defaults")
+        if not (defaults and isinstance(value, dict) and isinstance(value.get("type"), str)):
+            return value
+        given = defaults.get(ops.ALIASES.get(value["type"], value["type"]))
+        if not isinstance(given, dict):
+            return value
+        missing = {k: v for k, v in given.items()
+                   if k not in value and k in cls.model_fields and cls.model_fields[k].is_required()}
+        return {**value, **missing} if missing else value
+
 
 def _expressible(annotation: Any) -> Any:
     return Union[annotation, Expr]
@@ -505,7 +519,8 @@ def spec_from_data(data: Any, locs: Locations) -> Spec:
         raise SpecError("a spec must be a mapping at the top level", locs.loc(()),
                         "start with `name:`, `input:`, `stages:`")
     user_blocks = data.get("blocks") if isinstance(data.get("blocks"), dict) else {}
-    spec = _validate(Spec, data, locs, context={"user_blocks": set(user_blocks)})
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    spec = _validate(Spec, data, locs, context={"user_blocks": set(user_blocks), "defaults": defaults})
     spec._locs = locs
     _check_custom_entries(spec, locs)
     return spec

@@ -229,3 +229,35 @@ def test_json_schema_is_usable_by_editors():
     assert defs["Conv2dEntry"]["additionalProperties"] is False
     assert "MbconvEntry" in defs and "expand" in defs["MbconvEntry"]["properties"]
     assert '"discriminator"' in text or "oneOf" in text or "anyOf" in text
+
+
+def test_a_skipped_entry_may_name_skipped_inputs(write_spec):
+    G = graph(write_spec, """
+        name: w
+        input: {channels: 3, size: 8}
+        num_classes: 10
+        blocks:
+          maybe_branch:
+            params: {extra: {type: bool, default: false}}
+            body:
+              - {type: conv2d, name: a, out: 4, kernel: 1}
+              - {type: conv2d, name: b, inputs: input, out: 4, kernel: 1, when: $extra}
+              - {type: concat, name: cat, inputs: [a, b], when: $extra}
+        stages:
+          - blocks: [{type: maybe_branch}, {type: maybe_branch, extra: true}]
+        """ + HEAD)
+    assert "stages.0.blocks.0.cat" not in G
+    assert G.nodes["stages.0.blocks.1.cat"]["shape"] == (8, 8, 8)
+
+
+def test_defaults_may_supply_required_parameters(write_spec):
+    G = graph(write_spec, """
+        name: d
+        input: {channels: 3, size: 8}
+        num_classes: 10
+        defaults: {maxpool: {kernel: 2}}
+        stages:
+          - blocks: [{type: maxpool}, {type: maxpool, kernel: 3, stride: 1}]
+        """ + HEAD)
+    assert G.nodes["stages.0.blocks.0"]["shape"] == (3, 4, 4)
+    assert G.nodes["stages.0.blocks.1"]["shape"] == (3, 2, 2)
