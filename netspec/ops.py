@@ -8,7 +8,13 @@ Each op is one class holding everything about it in one place:
 * `weights` / `buffers` - the shapes of its trainable tensors and buffers;
 * `macs`     - multiply-accumulates under the `reference` profile
                (conv and linear only, as torch's FlopCounterMode / torchvision);
-* `torch`    - the factory of its `torch.nn.Module` (torch imported lazily).
+* `torch`    - the factory of its `torch.nn.Module` (torch imported lazily);
+* analysis rules (used by `netspec.analysis`, defaults on `Op`):
+  `full_macs` (the `full` MAC profile), `mem_io` (activation elements read +
+  written, ShuffleNet V2's memory access cost without the weights),
+  `weight_reads` (parameter/buffer elements read at inference), `view` (moves
+  no data at inference), `window` (per-axis receptive-field geometry) and
+  `elementwise` (the G4 bucket of element-wise ops).
 
 Composite blocks (conv-bn-act, MBConv, Inception, ...) are *not* here: they
 are YAML templates in `netspec/blocks/`. Adding an op means adding one class
@@ -20,12 +26,33 @@ Shapes are tuples without the batch dimension: (C, H, W) for feature maps,
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from enum import Enum
+from fractions import Fraction
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Receptive-field geometry of an op along one spatial axis.
+
+    `extent` is the effective kernel d·(k−1)+1, `stride` the step between
+    outputs (a Fraction for non-uniform adaptive pooling), `pad` the padding
+    before the first input element (top or left).
+    """
+
+    extent: int
+    stride: Union[int, Fraction] = 1
+    pad: int = 0
+
+
+IDENTITY_WINDOW = (Window(1), Window(1))
+#: an op whose every output sees the whole input (global pooling, linear)
+GLOBAL = "global"
 
 
 class ShapeError(ValueError):
@@ -118,6 +145,33 @@ class Op:
     def torch(self, a: dict, ins: list[Shape], out: Shape):
         raise NotImplementedError(self.name)
 
+    # ---- analysis rules (docs/analysis.md); per sample, batch excluded
+    #: True when the op moves no data at inference (a view or an identity in eval mode):
+    #: its output aliases its input, it has no memory traffic and allocates nothing
+    view: ClassVar[bool] = False
+    #: G4 bucket of an element-wise op (add, mul, activation, norm, concat, split, shuffle), or None
+    elementwise: ClassVar[Optional[str]] = None
+
+    def full_macs(self, a: dict, ins: list[Shape], out: Shape) -> int:
+        """MACs under the `full` profile: one fused multiply-add, and any other single arithmetic
+        operation or comparison, counts 1. Default: the reference MACs (pure data movement is 0)."""
+        return self.macs(a, ins, out)
+
+    def mem_io(self, a: dict, ins: list[Shape], out: Shape) -> int:
+        """Activation elements read + written (each input read once, output written once:
+        the ShuffleNet V2 infinite-cache model). Weights are added by `weight_reads`."""
+        if self.view:
+            return 0
+        return sum(math.prod(s) for s in ins) + math.prod(out)
+
+    def weight_reads(self, a: dict, weights: dict[str, Shape], buffers: dict[str, Shape]) -> int:
+        """Parameter and buffer elements read at inference (once per forward, not per sample)."""
+        return sum(math.prod(s) for s in weights.values())
+
+    def window(self, a: dict, ins: list[Shape], out: Shape):
+        """Per-axis (H, W) `Window`s, or `GLOBAL`. Default: point-wise in space (k=1, s=1)."""
+        return IDENTITY_WINDOW
+
 
 def _feature_map(name: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
@@ -148,6 +202,9 @@ class Input(Op):
     kind = Kind.INPUT
     arity = 0
     doc = "The network input (added by lowering, not written in specs)."
+
+    def mem_io(self, a, ins, out):
+        return 0  # the caller writes the input; its reads are charged to the ops that consume it
 
 
 # --------------------------------------------------------------------------- convolution
@@ -228,6 +285,14 @@ class Conv2d(Op):
         kh, kw = a["kernel"]
         return cout * ho * wo * (a["in_channels"] // a["groups"]) * kh * kw
 
+    def full_macs(self, a, ins, out):
+        return self.macs(a, ins, out) + (math.prod(out) if a["bias"] else 0)  # bias: one add per output
+
+    def window(self, a, ins, out):
+        t, _, l, _ = a["pad"]
+        return tuple(Window(d * (k - 1) + 1, s, p)
+                     for k, s, d, p in zip(a["kernel"], a["stride"], a["dilation"], (t, l)))
+
     def torch(self, a, ins, out):
         from .backends import torch_layers as L
         return L.conv2d(a)
@@ -258,6 +323,15 @@ class BatchNorm(Op):
         c = a["channels"]
         return {"running_mean": (c,), "running_var": (c,), "num_batches_tracked": ()}
 
+    elementwise = "norm"
+
+    def full_macs(self, a, ins, out):
+        return math.prod(out)  # eval: y = x·scale + shift, one multiply-add per element
+
+    def weight_reads(self, a, weights, buffers):
+        # eval reads weight, bias, running mean and running variance (not the step counter)
+        return sum(math.prod(s) for s in weights.values()) + 2 * a["channels"]
+
     def torch(self, a, ins, out):
         import torch.nn as nn
         cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
@@ -281,6 +355,10 @@ class LocalResponseNorm(Op):
     def infer(self, a, ins):
         return _feature_map(self.name, ins[0])
 
+    def full_macs(self, a, ins, out):
+        # per element: `size` multiply-adds for the sum of squares, then scale-shift, power, divide
+        return math.prod(out) * (a["size"] + 3)
+
     def torch(self, a, ins, out):
         import torch.nn as nn
         return nn.LocalResponseNorm(a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"])
@@ -292,6 +370,10 @@ def _activation(op_name: str, torch_name: str, doc: str, **torch_kwargs):
     class Activation(Op):
         name = op_name
         kind = Kind.ACT
+        elementwise = "activation"
+
+        def full_macs(self, a, ins, out):
+            return math.prod(out)  # one operation per element, whatever the function
 
         def torch(self, a, ins, out):
             import torch.nn as nn
@@ -357,6 +439,14 @@ class _Pool(Op):
                              "the input is too small here: raise the input size, or reduce stride/kernel")
         return (c, ho, wo)
 
+    def full_macs(self, a, ins, out):
+        return math.prod(out) * math.prod(a["kernel"])  # each window element compared / accumulated once
+
+    def window(self, a, ins, out):
+        ph, pw = a["padding"]
+        return tuple(Window(d * (k - 1) + 1, s, p)
+                     for k, s, d, p in zip(a["kernel"], a["stride"], a["dilation"], (ph, pw)))
+
 
 @register
 class MaxPool(_Pool):
@@ -385,6 +475,15 @@ class AdaptivePoolParams(Params):
     output: PosPair = (1, 1)
 
 
+def _adaptive_window(n: int, m: int) -> Window:
+    """PyTorch's adaptive windows [floor(i·n/m), ceil((i+1)·n/m)) along one axis. Uniform when m
+    divides n; otherwise the widest window and the mean stride n/m (an approximation)."""
+    if n % m == 0:
+        return Window(n // m, n // m, 0)
+    widest = max(-(-(i + 1) * n // m) - (i * n // m) for i in range(m))
+    return Window(widest, Fraction(n, m), 0)
+
+
 class _AdaptivePool(Op):
     kind = Kind.POOL
     Params = AdaptivePoolParams
@@ -393,6 +492,14 @@ class _AdaptivePool(Op):
     def infer(self, a, ins):
         c, _, _ = _feature_map(self.name, ins[0])
         return (c, *a["output"])
+
+    def full_macs(self, a, ins, out):
+        return math.prod(ins[0])  # each input element accumulated once
+
+    def window(self, a, ins, out):
+        if tuple(a["output"]) == (1, 1):
+            return GLOBAL
+        return tuple(_adaptive_window(n, m) for n, m in zip(ins[0][1:], a["output"]))
 
     def torch(self, a, ins, out):
         import torch.nn as nn
@@ -428,6 +535,12 @@ class GlobalAvgPool(Op):
         c, _, _ = _feature_map(self.name, ins[0])
         return (c, 1, 1) if a["keepdim"] else (c,)
 
+    def full_macs(self, a, ins, out):
+        return math.prod(ins[0])
+
+    def window(self, a, ins, out):
+        return GLOBAL
+
     def torch(self, a, ins, out):
         from .backends import torch_layers as L
         return L.GlobalAvgPool(a["keepdim"])
@@ -445,6 +558,7 @@ class Dropout(Op):
     kind = Kind.REGULARIZER
     Params = DropoutParams
     doc = "Dropout (identity in eval mode)."
+    view = True
 
     def torch(self, a, ins, out):
         import torch.nn as nn
@@ -462,6 +576,7 @@ class DropPath(Op):
     kind = Kind.REGULARIZER
     Params = DropPathParams
     doc = "Stochastic depth on a residual branch (torchvision StochasticDepth semantics)."
+    view = True
 
     def torch(self, a, ins, out):
         from .backends import torch_layers as L
@@ -500,6 +615,12 @@ class Linear(Op):
     def macs(self, a, ins, out):
         return a["in_features"] * a["out"]
 
+    def full_macs(self, a, ins, out):
+        return self.macs(a, ins, out) + (a["out"] if a["bias"] else 0)
+
+    def window(self, a, ins, out):
+        return GLOBAL  # every output mixes every input feature
+
     def torch(self, a, ins, out):
         import torch.nn as nn
         return nn.Linear(a["in_features"], a["out"], bias=a["bias"])
@@ -512,6 +633,7 @@ class Flatten(Op):
     name = "flatten"
     kind = Kind.DATA
     doc = "(C, H, W) -> (C*H*W,)."
+    view = True
 
     def infer(self, a, ins):
         return (math.prod(ins[0]),)
@@ -526,6 +648,7 @@ class Identity(Op):
     name = "identity"
     kind = Kind.DATA
     doc = "Passes its input through (a named tap point)."
+    view = True
 
     def torch(self, a, ins, out):
         import torch.nn as nn
@@ -538,6 +661,7 @@ class Concat(Op):
     kind = Kind.DATA
     arity = None
     doc = "Concatenate along channels; spatial sizes must agree."
+    elementwise = "concat"
 
     def infer(self, a, ins):
         first = ins[0]
@@ -559,6 +683,10 @@ class Add(Op):
     kind = Kind.ELEMENTWISE
     arity = None
     doc = "Element-wise sum of equally shaped tensors (residual connections)."
+    elementwise = "add"
+
+    def full_macs(self, a, ins, out):
+        return (len(ins) - 1) * math.prod(out)
 
     def infer(self, a, ins):
         if any(s != ins[0] for s in ins[1:]):
@@ -578,6 +706,10 @@ class Mul(Op):
     kind = Kind.ELEMENTWISE
     arity = 2
     doc = "Element-wise product with broadcasting (squeeze-and-excitation gating)."
+    elementwise = "mul"
+
+    def full_macs(self, a, ins, out):
+        return math.prod(out)
 
     def infer(self, a, ins):
         x, y = ins
@@ -607,6 +739,8 @@ class Chunk(Op):
     kind = Kind.DATA
     Params = ChunkParams
     doc = "Channel split: piece `index` of `chunks` equal pieces (x.chunk(chunks, 1)[index])."
+    elementwise = "split"
+    view = True  # x.chunk() is a view: the consumer reads the slice in place
 
     def infer(self, a, ins):
         c = ins[0][0]
@@ -631,6 +765,7 @@ class ChannelShuffle(Op):
     kind = Kind.DATA
     Params = ShuffleParams
     doc = "ShuffleNet channel shuffle: view (g, C/g), transpose, flatten."
+    elementwise = "shuffle"  # the transpose is made contiguous: one full copy
 
     def infer(self, a, ins):
         c = _feature_map(self.name, ins[0])[0]

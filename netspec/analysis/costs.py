@@ -1,9 +1,14 @@
-"""Parameter and MAC counts per node, and their totals per stage and network.
+"""Per-node costs: parameters, buffers, MACs, memory access; totals per stage and network.
 
 `reference` MACs count conv and linear multiply-accumulates only (no bias,
 BN, activation, pooling or element-wise ops), the convention of torchvision's
 published GFLOPS and of `torch.utils.flop_counter.FlopCounterMode` / 2.
+`full` MACs add bias, BN, activations, pooling and element-wise ops, with the
+per-element conventions of each op's `full_macs` (docs/analysis.md).
+`mem_access` is ShuffleNet V2's memory access cost ("MAC" in the paper):
+activation elements read + written, plus weights read once.
 Auxiliary heads are excluded unless asked for: they do not run at inference.
+All per-node functions count one sample unless they take `batch`.
 """
 from __future__ import annotations
 
@@ -26,6 +31,41 @@ def node_buffers(G: nx.DiGraph, n: str) -> int:
 def node_macs(G: nx.DiGraph, n: str) -> int:
     d = G.nodes[n]
     return ops.get_op(d["op"]).macs(d["attrs"], d["in_shapes"], d["shape"])
+
+
+PROFILES = ("reference", "full")
+
+
+def node_full_macs(G: nx.DiGraph, n: str) -> int:
+    d = G.nodes[n]
+    return ops.get_op(d["op"]).full_macs(d["attrs"], d["in_shapes"], d["shape"])
+
+
+def node_profile_macs(G: nx.DiGraph, n: str, profile: str = "reference") -> int:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown MAC profile {profile!r}; use one of {', '.join(PROFILES)}")
+    return node_macs(G, n) if profile == "reference" else node_full_macs(G, n)
+
+
+def node_io_elements(G: nx.DiGraph, n: str) -> int:
+    """Activation elements read + written by one sample."""
+    d = G.nodes[n]
+    return ops.get_op(d["op"]).mem_io(d["attrs"], d["in_shapes"], d["shape"])
+
+
+def node_weight_reads(G: nx.DiGraph, n: str) -> int:
+    d = G.nodes[n]
+    return ops.get_op(d["op"]).weight_reads(d["attrs"], d["weights"], d["buffers"])
+
+
+def node_mem_access(G: nx.DiGraph, n: str, batch: int = 1) -> int:
+    """Elements read + written for a batch: activations scale with the batch, weights are read once."""
+    return batch * node_io_elements(G, n) + node_weight_reads(G, n)
+
+
+def is_depthwise(G: nx.DiGraph, n: str) -> bool:
+    d = G.nodes[n]
+    return d["op"] == "conv2d" and d["attrs"]["groups"] > 1 and d["attrs"]["groups"] == d["attrs"]["in_channels"]
 
 
 def nodes(G: nx.DiGraph, include_aux: bool = False) -> list[str]:

@@ -1,0 +1,68 @@
+"""Activation memory: peak bytes of live tensors over the inference schedule.
+
+The schedule is the lowering order (a topological order, and the order the
+compiled module executes its nodes). A tensor is allocated when its node runs
+and freed after its last consumer has run; the logits live to the end. Ops
+that move no data (`Op.view`: flatten, identity, chunk, dropout in eval) alias
+their input's storage instead of allocating, which extends its lifetime. No
+in-place reuse is assumed (the compiled module's activations are not
+in-place). Weights are not activations: they are reported as `param_bytes`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import networkx as nx
+
+from .. import ops
+
+
+@dataclass
+class ActivationMemory:
+    peak_bytes: int
+    peak_at: str               # the node running when the peak is reached
+    live_at_peak: list[str]    # storages (producing nodes) live at that moment
+    input_bytes: int
+    total_bytes: int           # every allocation summed: the memory with no reuse at all
+
+
+def inference_schedule(G: nx.DiGraph) -> list[str]:
+    logits = G.graph["outputs"]["logits"]
+    needed = nx.ancestors(G, logits) | {logits}
+    return [n for n in G.nodes if n in needed]
+
+
+def storage_roots(G: nx.DiGraph, schedule: list[str]) -> dict[str, str]:
+    """Each node's storage: its own, or (for views) the storage of its input."""
+    root: dict[str, str] = {}
+    for n in schedule:
+        d = G.nodes[n]
+        is_view = d["op"] != "input" and ops.get_op(d["op"]).view
+        root[n] = root[d["inputs"][0]] if is_view else n
+    return root
+
+
+def activation_memory(G: nx.DiGraph, batch: int = 1, dtype_bytes: int = 4) -> ActivationMemory:
+    schedule = inference_schedule(G)
+    step = {n: i for i, n in enumerate(schedule)}
+    root = storage_roots(G, schedule)
+    last_use = {r: step[r] for r in set(root.values())}
+    for n in schedule:
+        for i in G.nodes[n]["inputs"]:
+            last_use[root[i]] = max(last_use[root[i]], step[n])
+    last_use[root[G.graph["outputs"]["logits"]]] = len(schedule) - 1
+    size = {r: batch * dtype_bytes * math.prod(G.nodes[r]["shape"]) for r in last_use}
+
+    delta = [0] * (len(schedule) + 1)  # sweep: +size at allocation, -size after last use
+    for r, end in last_use.items():
+        delta[step[r]] += size[r]
+        delta[end + 1] -= size[r]
+    live, peak, peak_step = 0, -1, 0
+    for i in range(len(schedule)):
+        live += delta[i]
+        if live > peak:
+            peak, peak_step = live, i
+    live_at_peak = [r for r, end in last_use.items() if step[r] <= peak_step <= end]
+    return ActivationMemory(peak, schedule[peak_step], sorted(live_at_peak, key=step.get),
+                            size["input"], sum(size.values()))
