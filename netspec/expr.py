@@ -187,8 +187,10 @@ class _Evaluator:
         return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
 
     def visit_Call(self, node: ast.Call) -> Any:
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            name = getattr(node.func, "id", "?")
+        if not isinstance(node.func, ast.Name):
+            raise ExprError(f"only calls to {', '.join(sorted(FUNCTIONS))} are allowed in '{self.text}'")
+        if node.func.id not in FUNCTIONS:
+            name = node.func.id
             from .errors import did_you_mean
             raise ExprError(f"function '{name}' is not allowed in '{self.text}'",
                             did_you_mean(name, list(FUNCTIONS), "functions"))
