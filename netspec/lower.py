@@ -89,7 +89,7 @@ class Lowerer:
             message = f"in block {' > '.join(ctx.trace)}{inside}: {message}"
         raise SpecError(Issue(where, message, hint))
 
-    def eval(self, value: Any, env: dict, ctx: Context, index: Optional[int], key: str) -> Any:
+    def resolve_value(self, value: Any, env: dict, ctx: Context, index: Optional[int], key: str) -> Any:
         try:
             return substitute(value, env)
         except ExprError as exc:
@@ -119,7 +119,7 @@ class Lowerer:
         raw = e.inputs if isinstance(e.inputs, list) else [e.inputs]
         out = []
         for name in raw:
-            name = self.eval(name, ctx.env, ctx, i, "inputs")
+            name = self.resolve_value(name, ctx.env, ctx, i, "inputs")
             if name == "prev":
                 out.append(prev)
             elif name in ctx.names:
@@ -136,16 +136,16 @@ class Lowerer:
         # A condition that does not look at the input is decided first, so a skipped entry
         # may name inputs that were skipped too.
         input_free = not (is_expression(e.when) and {"in", "in_h", "in_w"} & set(variables(e.when)))
-        if input_free and not self.eval(e.when, ctx.env, ctx, i, "when"):
+        if input_free and not self.resolve_value(e.when, ctx.env, ctx, i, "when"):
             return prev
         inputs = self.resolve_inputs(e, i, ctx, prev)
         env = self.input_env(ctx.env, inputs[0])
-        if not input_free and not self.eval(e.when, env, ctx, i, "when"):
+        if not input_free and not self.resolve_value(e.when, env, ctx, i, "when"):
             return prev
-        repeat = self.eval(e.repeat, env, ctx, i, "repeat")
+        repeat = self.resolve_value(e.repeat, env, ctx, i, "repeat")
         if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0:
             self.fail(ctx, i, f"repeat must be a non-negative integer, got {repeat!r}", "", "repeat")
-        type_name = self.eval(e.type, env, ctx, i, "type")
+        type_name = self.resolve_value(e.type, env, ctx, i, "type")
         if type_name in (None, "none"):
             return prev
         type_name = ops.ALIASES.get(type_name, type_name)
@@ -156,7 +156,7 @@ class Lowerer:
             if k > 0:
                 inputs = [out]
             env = self.input_env(ctx.env, inputs[0])
-            params = {key: self.eval(v, env, ctx, i, key) for key, v in given.items()}
+            params = {key: self.resolve_value(v, env, ctx, i, key) for key, v in given.items()}
             if k > 0 and "stride" in self.param_names(type_name):
                 params["stride"] = 1  # only the first repeat carries the stride
             if ctx.stage not in ("stem", "head", "aux") and not ctx.trace:
