@@ -13,6 +13,7 @@ Node attributes:
     op, kind, attrs (resolved), shape (batch excluded), inputs (ordered node ids),
     in_shapes, weights / buffers ({tensor: shape}), scope (enclosing scope),
     blocks (enclosing block scopes, outermost first), stage (stem | i | head | aux),
+    part (the top-level scope: "stem", a stage scope, "head" or an aux head's scope),
     aux (bool), loc (SourceLoc of the spec entry that produced it), template (block trace)
 Edges carry `shape` (the tensor on the edge).
 """
@@ -48,6 +49,7 @@ class Context:
     trace: tuple = ()              # block templates we are inside
     blocks: tuple = ()             # enclosing block scopes
     unrolled: int = 0              # entries lowered so far in this list, repeats unrolled
+    part: Optional[str] = None     # top-level part: "stem", a stage scope, "head" or an aux head scope
     tpl_path: Optional[tuple] = None  # spec path of the body when inside a block the spec defines itself
 
 
@@ -208,7 +210,7 @@ class Lowerer:
         self.G.add_node(
             node_id, op=op.name, kind=op.kind.value, attrs=inf.attrs, shape=inf.shape, inputs=list(inputs),
             in_shapes=in_shapes, weights=inf.weights, buffers=inf.buffers, scope=ctx.scope, blocks=ctx.blocks,
-            stage=ctx.stage, aux=ctx.aux, loc=self.loc(ctx, i), template=ctx.trace,
+            stage=ctx.stage, part=ctx.part, aux=ctx.aux, loc=self.loc(ctx, i), template=ctx.trace,
         )
         for n in inputs:
             self.G.add_edge(n, node_id, shape=self.shape(n))
@@ -243,6 +245,7 @@ class Lowerer:
         names = {"input": inputs[0], **{f"input{j}": n for j, n in enumerate(inputs)}}
         inner = Context(scope=scope, names=names, env=benv, stage=ctx.stage, aux=ctx.aux, path=None,
                         call_loc=self.loc(ctx, i), trace=ctx.trace + (type_name,), blocks=ctx.blocks + (scope,),
+                        part=ctx.part,
                         tpl_path=("blocks", type_name, "body") if type_name in self.spec.blocks else None)
         out = self.lower_entries(tpl.body, inner, inputs[0])
         if tpl.output:
@@ -261,7 +264,7 @@ class Lowerer:
         G.graph.update(name=spec.name, input_shape=(c, h, w), num_classes=spec.num_classes, reference=spec.reference,
                        training=dict(spec.training), outputs={}, scopes={}, stages=[])
         G.add_node("input", op="input", kind="input", attrs={}, shape=(c, h, w), inputs=[], in_shapes=[], weights={},
-                   buffers={}, scope="", blocks=(), stage="stem", aux=False,
+                   buffers={}, scope="", blocks=(), stage="stem", part=None, aux=False,
                    loc=spec.locs.loc(("input",)), template=())
         env = {"num_classes": spec.num_classes, **spec.vars}
         try:
@@ -272,15 +275,15 @@ class Lowerer:
         self.total_blocks = self.count_stage_blocks(env)
         prev = "input"
         self.add_scope("stem", "stem")
-        prev = self.lower_entries(spec.stem, Context("stem", names, env, "stem", path=("stem",)), prev)
+        prev = self.lower_entries(spec.stem, Context("stem", names, env, "stem", path=("stem",), part="stem"), prev)
         for si, stage in enumerate(spec.stages):
             scope = f"stages.{stage.name or si}"
             self.add_scope(scope, "stage", stage=si, label=stage.name or f"stage {si}", loc=spec.locs.loc(("stages", si)))
             G.graph["stages"].append(scope)
             prev = self.lower_entries(stage.blocks, Context(f"{scope}.blocks", names, env, si,
-                                                            path=("stages", si, "blocks")), prev)
+                                                            path=("stages", si, "blocks"), part=scope), prev)
         self.add_scope("head", "head")
-        prev = self.lower_entries(spec.head, Context("head", names, env, "head", path=("head",)), prev)
+        prev = self.lower_entries(spec.head, Context("head", names, env, "head", path=("head",), part="head"), prev)
         G.graph["outputs"]["logits"] = prev
         if self.aux:
             for ai, head in enumerate(spec.aux_heads):
@@ -289,10 +292,15 @@ class Lowerer:
                 if start is None:
                     raise SpecError(Issue(loc, f"aux head '{head.name}' is attached at unknown point '{head.at}'",
                                           did_you_mean(head.at, [n for n in names if n != "prev"], "names")))
-                scope = f"aux.{head.name}"
-                self.add_scope(scope, "aux", aux=True, loc=loc)
+                scope = head.scope or f"aux.{head.name}"
+                taken = scope in G.graph["scopes"] or any(n == scope or n.startswith(scope + ".") for n in G)
+                if taken:
+                    raise SpecError(Issue(spec.locs.loc(("aux_heads", ai, "scope" if head.scope else "name")),
+                                          f"aux head '{head.name}': scope '{scope}' is already used",
+                                          "choose a scope no other entry uses"))
+                self.add_scope(scope, "aux", aux=True, loc=loc, label=f"aux head {head.name}")
                 out = self.lower_entries(head.layers, Context(scope, dict(names), env, "aux", aux=True,
-                                                              path=("aux_heads", ai, "layers")), start)
+                                                              path=("aux_heads", ai, "layers"), part=scope), start)
                 G.graph["outputs"][head.name] = out
         return G
 

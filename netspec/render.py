@@ -118,12 +118,7 @@ def op_kind(G: nx.DiGraph, n: str) -> str:
 
 def part_of(G: nx.DiGraph, n: str) -> Optional[str]:
     """The top-level scope a node belongs to: stem, a stage, head or an aux head (None for the input)."""
-    if n == "input":
-        return None
-    for scope, info in G.graph["scopes"].items():
-        if info["kind"] in ("stem", "stage", "head", "aux") and n.startswith(scope + "."):
-            return scope
-    return None
+    return G.nodes[n]["part"]  # recorded by lowering; None for the input
 
 
 def network_group(G: nx.DiGraph, part: str) -> str:
@@ -403,7 +398,7 @@ def part_node(ctx: Ctx, part: str, members: list[str]) -> VNode:
     info = G.graph["scopes"][part]
     units = list(dict.fromkeys((G.nodes[n]["blocks"][0] if G.nodes[n]["blocks"] else n) for n in members))
     n_blocks = sum(1 for u in units if u in G.graph["scopes"])
-    title = {"stem": "stem", "head": "head", "aux": f"aux head {info['name'].split('.', 1)[-1]}"}.get(
+    title = {"stem": "stem", "head": "head", "aux": info.get("label", info["name"])}.get(
         info["kind"], info.get("label", part))
     if info["kind"] == "stage" and n_blocks:
         title += f"  ({n_blocks} block{'s' if n_blocks > 1 else ''})"
@@ -487,7 +482,7 @@ def cluster_label(G: nx.DiGraph, scope: str) -> str:
     if info["kind"] == "block":
         return f"{info['type']} {scope.split('.', 1)[-1] if info['name'].isdigit() else info['name']}"
     if info["kind"] == "aux":
-        return f"aux head {info['name'].split('.', 1)[-1]}"
+        return info.get("label", info["name"])
     return info.get("label", scope)
 
 

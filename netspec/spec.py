@@ -435,6 +435,9 @@ class AuxHead(Model):
 
     name: Name
     at: str = Field(description="name (or scope) of the entry whose output feeds the head")
+    scope: Optional[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")]] = Field(
+        None, description="module path of the head (default aux.<name>); a path inside a stage, e.g. "
+                          "stages.mixed6.AuxLogits, registers its parameters where the reference does")
     layers: list[Entry]  # type: ignore[valid-type]
 
 

@@ -145,7 +145,7 @@ def test_aux_heads_are_reported_but_not_in_network_totals():
     assert r.params_with_aux == 2 + 64 + 32 * 3          # + aux fc 32->3
     assert r.network.costs.macs == 2 * 16 + 32 * 2       # aux MACs excluded
     side = [s for s in r.stages if s.aux]
-    assert [(s.name, s.costs.params, s.costs.macs) for s in side] == [("aux.side", 96, 96)]
+    assert [(s.name, s.costs.params, s.costs.macs) for s in side] == [("aux head side", 96, 96)]
 
 
 def test_levels_sum_to_the_network():

@@ -261,3 +261,33 @@ def test_defaults_may_supply_required_parameters(write_spec):
         """ + HEAD)
     assert G.nodes["stages.0.blocks.0"]["shape"] == (3, 4, 4)
     assert G.nodes["stages.0.blocks.1"]["shape"] == (3, 2, 2)
+
+
+def test_aux_head_scope_places_its_modules_and_must_be_free(write_spec):
+    text = """
+        name: a
+        input: {channels: 3, size: 16}
+        num_classes: 10
+        stages:
+          - name: s0
+            blocks: [{type: conv_bn_act, name: mid, out: 8}]
+          - blocks: [{type: conv_bn_act, out: 16}]
+        """ + HEAD + """
+        aux_heads:
+          - name: side
+            at: mid
+            scope: {scope}
+            layers: [{type: global_avgpool, keepdim: false}, {type: linear, name: fc, out: $num_classes}]
+        """
+    G = graph(write_spec, text.replace("{scope}", "stages.s0.side"))
+    fc = G.nodes["stages.s0.side.fc"]
+    assert fc["aux"] and fc["part"] == "stages.s0.side"  # an aux head, though inside the stage's scope
+    assert G.graph["outputs"]["side"] == "stages.s0.side.fc"
+    assert G.nodes["stages.s0.blocks.mid.conv"]["part"] == "stages.s0"
+    from netspec.analysis import costs
+    rows = {r.scope: r.params for r in costs.parts(G)}
+    assert rows["stages.s0"] == 3 * 8 * 9 + 2 * 8 and rows["stages.s0.side"] == 8 * 10 + 10
+    with pytest.raises(netspec.SpecError) as info:
+        graph(write_spec, text.replace("{scope}", "stages.s0.blocks.mid"))
+    assert info.value.first.loc.path == "aux_heads[0].scope"
+    assert "already used" in info.value.first.message

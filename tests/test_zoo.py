@@ -34,7 +34,7 @@ class Ref:
     head: tuple = ()                     # op sequence of the head
     bn: Optional[tuple] = None           # (eps, momentum) of every BatchNorm; None: the net has none
     maxpool_ceil: Optional[bool] = None  # ceil_mode of every MaxPool2d; None: the net has none
-    dropout: tuple = ()                  # p of every Dropout, in module order (aux heads last)
+    dropout: tuple = ()                  # p of every Dropout, in module (registration) order
     run: Optional[str] = "train"         # "train": forward + backward at the reference resolution;
                                          # "eval": one inference; None: front end only (see VGG note)
 
@@ -71,7 +71,7 @@ ZOO = [
         stages={"stem": (192, 28, 28), "inception3": (480, 14, 14), "inception4": (832, 7, 7),
                 "inception5": (1024, 7, 7)},
         head=("global_avgpool", "dropout", "linear"),
-        bn=(0.001, 0.1), maxpool_ceil=True, dropout=(0.2, 0.7, 0.7)),
+        bn=(0.001, 0.1), maxpool_ceil=True, dropout=(0.7, 0.7, 0.2)),  # aux1, aux2 registered before the head
     Ref("inception_v3", "inception_v3", 299, aux_figure="inception_v3_aux", aux_heads=1,
         # 299 -> 149 -> 147 -> 147 -> pool 73 -> 73 -> 71 -> pool 35
         stages={"stem": (192, 35, 35), "mixed5": (288, 35, 35), "mixed6": (768, 17, 17), "mixed7": (2048, 8, 8)},
@@ -268,10 +268,13 @@ def test_built_module_is_the_reference(ref, figures):
         assert isinstance(out, torch.Tensor) and out.shape == (1, 1000)  # aux heads only in training
 
 
-def test_googlenet_parameters_follow_torchvision_registration_order():
+@pytest.mark.parametrize("aux", [False, True])
+def test_googlenet_parameters_follow_torchvision_registration_order(aux):
     """Inception(in, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj) registers branch1,
     branch2 (1x1, 3x3), branch3 (1x1, "5x5" = 3x3), branch4 (pool, 1x1): its conv weights come
-    in that order, each followed by its BN's weight and bias."""
+    in that order, each followed by its BN's weight and bias. GoogLeNet registers aux1 and aux2
+    (InceptionAux: conv 1x1 -> 128, fc1 2048 -> 1024, fc2 1024 -> classes) after inception5b and
+    before fc."""
     pytest.importorskip("torch")
     table = {  # architectures.md section 3.1 (= the paper's Table 1)
         "inception3a": (192, 64, 96, 128, 16, 32, 32), "inception3b": (256, 128, 128, 192, 32, 96, 64),
@@ -284,8 +287,11 @@ def test_googlenet_parameters_follow_torchvision_registration_order():
     for c_in, c1, c3r, c3, c5r, c5, pp in table.values():
         expected += [(c1, c_in, 1, 1), (c3r, c_in, 1, 1), (c3, c3r, 3, 3), (c5r, c_in, 1, 1), (c5, c5r, 3, 3),
                      (pp, c_in, 1, 1)]
+    if aux:
+        for c_in in (512, 528):  # aux1 on inception4a, aux2 on inception4d
+            expected += [(128, c_in, 1, 1), (1024, 2048), (1000, 1024)]
     expected.append((1000, 1024))  # fc
-    model = netspec.build(SPECS / "googlenet.yaml", aux=False)
+    model = netspec.build(SPECS / "googlenet.yaml", aux=aux)
     shapes = [tuple(p.shape) for p in model.parameters()]
     weights = [s for s in shapes if len(s) in (2, 4)]
     assert weights == expected
@@ -312,8 +318,8 @@ CROSS = [("alexnet", {}, 224), ("squeezenet1_0", {}, 224), ("mobilenet_v3_large"
 
 @pytest.mark.parametrize("name, kwargs, res", CROSS, ids=[c[0] for c in CROSS])
 def test_matches_torchvision(name, kwargs, res):
-    """With torchvision importable: copy its tensors into ours by order and shape (aux heads
-    last on both sides), then both give the same logits. Not a dependency: skipped without it."""
+    """With torchvision importable: copy its tensors into ours by order and shape, then both give
+    the same logits. Not a dependency: skipped without it."""
     tvm = _torchvision()
     if tvm is None:
         pytest.skip("torchvision is not importable")
@@ -321,13 +327,7 @@ def test_matches_torchvision(name, kwargs, res):
 
     ref = getattr(tvm, name)(**kwargs).eval()
     ours = netspec.build(SPECS / f"{name}.yaml").eval()
-    aux = ("aux1", "aux2", "AuxLogits")
-
-    def ordered(tensors):
-        tensors = list(tensors)
-        return [t for n, t in tensors if not n.startswith(aux)] + [t for n, t in tensors if n.startswith(aux)]
-
-    theirs = ordered(ref.named_parameters()) + ordered(ref.named_buffers())
+    theirs = list(ref.parameters()) + list(ref.buffers())  # plain registration order, aux heads included
     mine = list(ours.parameters()) + list(ours.buffers())
     assert [t.shape for t in theirs] == [t.shape for t in mine]
     with torch.no_grad():

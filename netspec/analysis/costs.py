@@ -102,12 +102,8 @@ def parts(G: nx.DiGraph) -> list[PartSummary]:
     order = ["stem", *G.graph["stages"], "head", *[s for s, i in G.graph["scopes"].items() if i["kind"] == "aux"]]
     members: dict[str, list[str]] = {scope: [] for scope in order}
     for n, d in G.nodes(data=True):
-        if d["op"] == "input":
-            continue
-        for scope in order:
-            if n.startswith(scope + "."):
-                members[scope].append(n)
-                break
+        if d["part"] in members:
+            members[d["part"]].append(n)
     for scope in order:
         ns = members[scope]
         if not ns:

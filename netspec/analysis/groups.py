@@ -22,14 +22,7 @@ def block_of(G: nx.DiGraph, n: str) -> str:
 
 def stage_of(G: nx.DiGraph, n: str) -> str:
     d = G.nodes[n]
-    stage = d["stage"]
-    if d["op"] == "input":
-        return "input"
-    if d["aux"]:
-        return ".".join(d["scope"].split(".")[:2])  # aux.<head name>
-    if isinstance(stage, int):
-        return G.graph["stages"][stage]
-    return stage  # stem | head
+    return "input" if d["op"] == "input" else d["part"]  # stem | a stage scope | head | an aux head scope
 
 
 def stage_label(G: nx.DiGraph, scope: str) -> str:
