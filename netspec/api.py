@@ -21,8 +21,10 @@ def load(source: str | Path, *, overrides: list[str] | None = None) -> Spec:
 
 def compile(graph: nx.DiGraph, *, seed: int | None = 0):
     """Compile the graph IR into a `torch.nn.Module` (the only step that imports torch)."""
-    from .backends.pytorch import compile_graph
-
+    try:
+        from .backends.pytorch import compile_graph
+    except ImportError as exc:
+        raise ImportError(f"compiling a module needs torch ({exc}); install it: pip install torch") from exc
     return compile_graph(graph, seed=seed)
 
 

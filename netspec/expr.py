@@ -62,6 +62,12 @@ _CMPOPS = {
 }
 _NAMED_CONSTANTS = {"true": True, "false": False, "True": True, "False": False, "none": None, "None": None}
 _MAX_MAGNITUDE = 10**15  # no spec needs bigger numbers; this stops 9**9**9 style blow-ups
+_MAX_LENGTH = 10_000     # nor longer strings or lists: 'a' * 10**9 is refused before it is built
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def is_expression(value: Any) -> bool:
@@ -104,6 +110,8 @@ class _Evaluator:
     def _check(self, value: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > _MAX_MAGNITUDE:
             raise ExprError(f"expression '{self.text}' produced a number too large ({value:.3g})")
+        if isinstance(value, (str, list, tuple)) and len(value) > _MAX_LENGTH:
+            raise ExprError(f"expression '{self.text}' produced a value longer than {_MAX_LENGTH:,}")
         return value
 
     def visit_Constant(self, node: ast.Constant) -> Any:
@@ -144,13 +152,17 @@ class _Evaluator:
         if op is None:
             raise ExprError(f"operator not allowed in '{self.text}'")
         left, right = self.visit(node.left), self.visit(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > 64:
+        if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
             raise ExprError(f"exponent too large in '{self.text}'")
+        if isinstance(node.op, ast.Mult):  # sequence repetition: check the size before building it
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > _MAX_LENGTH:
+                    raise ExprError(f"expression '{self.text}' would produce a value longer than {_MAX_LENGTH:,}")
         try:
             return self._check(op(left, right))
         except ZeroDivisionError:
             raise ExprError(f"division by zero in '{self.text}'") from None
-        except TypeError as exc:
+        except (TypeError, OverflowError) as exc:
             raise ExprError(f"type error in '{self.text}': {exc}") from None
 
     def visit_BoolOp(self, node: ast.BoolOp) -> Any:
@@ -198,7 +210,7 @@ class _Evaluator:
         kwargs = {k.arg: self.visit(k.value) for k in node.keywords if k.arg}
         try:
             return self._check(FUNCTIONS[node.func.id](*args, **kwargs))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             raise ExprError(f"bad call in '{self.text}': {exc}") from None
 
 

@@ -50,6 +50,7 @@ class Context:
     blocks: tuple = ()             # enclosing block scopes
     unrolled: int = 0              # entries lowered so far in this list, repeats unrolled
     part: Optional[str] = None     # top-level part: "stem", a stage scope, "head" or an aux head scope
+    defined: set = field(default_factory=set)  # names written in this body (a later part may shadow them)
     tpl_path: Optional[tuple] = None  # spec path of the body when inside a block the spec defines itself
 
 
@@ -172,13 +173,21 @@ class Lowerer:
                 self.fail(ctx, i, f"duplicate name '{node_part}' in '{ctx.scope}'", "give each entry a unique name", "name")
             if ops.is_op(type_name):
                 out = self.add_op(type_name, params, inputs, node_id, ctx, i)
+            elif type_name in ctx.trace:
+                chain = " > ".join(ctx.trace[ctx.trace.index(type_name):] + (type_name,))
+                self.fail(ctx, i, f"block '{type_name}' refers to itself ({chain})",
+                          "a block cannot contain itself, directly or through other blocks", "type")
             elif type_name in self.templates:
                 out = self.expand_block(type_name, params, inputs, node_id, ctx, i, env)
             else:
                 choices = sorted({*ops.OPS, *self.templates} - {"input"})
                 self.fail(ctx, i, f"unknown type '{type_name}'", did_you_mean(type_name, choices, "types"), "type")
         if e.name:
+            if e.name in ctx.defined or e.name in ("input", "prev"):
+                where = "in this block" if ctx.trace else f"in {ctx.part}"
+                self.fail(ctx, i, f"duplicate name '{e.name}' {where}", "give each entry its own name", "name")
             ctx.names[e.name] = out
+            ctx.defined.add(e.name)
         return out
 
     def param_names(self, type_name: str) -> set[str]:

@@ -31,7 +31,7 @@ from enum import Enum
 from fractions import Fraction
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 Shape = tuple[int, ...]
 
@@ -78,22 +78,32 @@ class Kind(str, Enum):
 
 
 def _pair(v: Any) -> Any:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int):
+    if isinstance(v, int) and not isinstance(v, bool):
         return (v, v)
-    if isinstance(v, (list, tuple)) and len(v) == 2:
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
         return tuple(v)
-    return v
+    if isinstance(v, str):
+        return v  # a padding rule ('same', ...), checked by the union's other member
+    raise ValueError(f"expected an int or a list [h, w] of ints, got {v!r}")
+
+
+def _pair_schema(minimum: int) -> WithJsonSchema:
+    # what a spec may write (the stored form is always a tuple)
+    item = {"type": "integer", "minimum": minimum}
+    return WithJsonSchema({"anyOf": [item, {"type": "array", "items": item, "minItems": 2, "maxItems": 2}],
+                           "description": "an int, or [h, w]"})
 
 
 # An int or an [h, w] pair, stored as (h, w).
-Pair = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], BeforeValidator(_pair)]
-PosPair = Annotated[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], BeforeValidator(_pair)]
+Pair = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], BeforeValidator(_pair),
+                 _pair_schema(0)]
+PosPair = Annotated[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], BeforeValidator(_pair),
+                    _pair_schema(1)]
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a bool is not an int and 3.0 is not 3 (a float field still takes an int)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class NoParams(Params):

@@ -697,6 +697,9 @@ def write(source: str, path: Path, *, force: bool = False) -> None:
     if path.exists() and not force:
         raise SpecError(f"-o {path} exists; not overwriting it", SourceLoc(str(path)),
                         "choose another file name or pass --force")
+    if not path.parent.is_dir():
+        raise SpecError(f"cannot write {path}: folder {path.parent} does not exist", SourceLoc(str(path)),
+                        "create the folder first")
     data = source.encode("utf-8") if suffix in (".dot", ".gv") else dot_to(source, suffix[1:])
     path.write_bytes(data)
 

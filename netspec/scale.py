@@ -102,8 +102,8 @@ def parse_path(text: str) -> tuple:
 
 
 def _set_by_user(spec: Spec, path: tuple) -> bool:
-    """True if `--set` wrote this path or one above it (apply_overrides marks them at line 0)."""
-    return any(spec.locs.values.get(path[:k]) == (0, 0) for k in range(1, len(path) + 1))
+    """True if `--set` wrote this path or one above it (apply_overrides records them in `locs.overrides`)."""
+    return any(path[:k] in spec.locs.overrides for k in range(1, len(path) + 1))
 
 
 # --------------------------------------------------------------------------- variants

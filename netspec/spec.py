@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag,
-                      ValidationError, ValidationInfo, create_model, model_validator)
+                      ValidationError, ValidationInfo, create_model, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 from pydantic_core import PydanticUndefined
 
@@ -40,6 +40,9 @@ class Model(BaseModel):
 
 class EntryBase(Model):
     """Fields every layer entry has, whatever its type."""
+
+    # strict: `out: true` is not 1 and `kernel: 3.0` is not 3 (pairs still accept [h, w] lists)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Optional[Name] = Field(None, description="name of this entry; other entries refer to it by this name")
     inputs: Optional[Union[str, list[str]]] = Field(
@@ -91,7 +94,8 @@ def _op_entry_model(op: ops.Op) -> type[EntryBase]:
 class CustomEntry(EntryBase):
     """A block defined in the spec's own `blocks:` (checked against its `params:` after parsing)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra=lambda schema: schema.update(
+        {"not": {"properties": {"type": {"enum": sorted(_ENTRY_MODELS)}}, "required": ["type"]}}))
     type: str
 
     @model_validator(mode="after")
@@ -261,14 +265,15 @@ def _validate(model: type[BaseModel], data: Any, locs: Locations, base: tuple = 
             path = _clean_loc(err["loc"], root)
             if err["type"] == "unknown_type":
                 path += ("type",)
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 loc = locs.loc(base + path, key=True)
                 msg = f"unknown key '{path[-1]}'"
             else:
                 loc = locs.loc(base + path)
                 if err["type"] not in ("missing",) and "input" in err and not isinstance(err["input"], (dict, list)):
-                    msg += f" (got {err['input']!r})"
+                    got = repr(err["input"])
+                    msg += f" (got {got if len(got) <= 60 else got[:57] + '...'})"
             issues.append(Issue(loc, msg, _hint_for(err, path, root)))
         raise SpecError(_dedupe(issues)) from None
 
@@ -420,8 +425,15 @@ class Variant(Model):
 # --------------------------------------------------------------------------- the spec
 
 class InputSpec(Model):
-    channels: Annotated[int, Field(ge=1)] = 3
-    size: Annotated[ops.PosPair, Field(description="spatial size, int or [h, w]")]
+    channels: Annotated[int, Field(ge=1, le=65536, strict=True)] = 3
+    size: Annotated[ops.PosPair, Field(description="spatial size, int or [h, w] (at most 65536)")]
+
+    @field_validator("size")
+    @classmethod
+    def _sane_size(cls, size: tuple) -> tuple:
+        if max(size) > 65536:
+            raise ValueError(f"input size {list(size)} is larger than 65536 pixels per side")
+        return size
 
 
 class Stage(Model):
@@ -448,7 +460,7 @@ class Spec(Model):
     doc: str = ""
     reference: str = Field("", description="the implementation this spec reproduces")
     input: InputSpec
-    num_classes: Annotated[int, Field(ge=1)] = 1000
+    num_classes: Annotated[int, Field(ge=1, strict=True)] = 1000
     vars: dict[Name, Any] = Field(default_factory=dict, description="global variables usable as $name")
     defaults: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="default parameters per op or block type")
@@ -471,7 +483,7 @@ class Spec(Model):
     @model_validator(mode="after")
     def _has_body(self) -> "Spec":
         if not (self.stem or self.stages or self.head):
-            raise ValueError("the network is empty: give at least one of stem, stages, head")
+            raise ValueError("the network is empty: give at least one entry in stem, stages or head")
         return self
 
     @property
@@ -526,7 +538,19 @@ def spec_from_data(data: Any, locs: Locations) -> Spec:
     spec = _validate(Spec, data, locs, context={"user_blocks": set(user_blocks), "defaults": defaults})
     spec._locs = locs
     _check_custom_entries(spec, locs)
+    _check_stage_names(spec, locs)
     return spec
+
+
+def _check_stage_names(spec: Spec, locs: Locations) -> None:
+    seen: dict[str, int] = {}
+    for i, stage in enumerate(spec.stages):
+        if stage.name is None:
+            continue
+        if stage.name in seen:
+            raise SpecError(Issue(locs.loc(("stages", i, "name")), f"duplicate stage name '{stage.name}'",
+                                  f"stages[{seen.get(stage.name)}] has it already; stage names must be unique"))
+        seen[stage.name] = i
 
 
 def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
@@ -543,15 +567,24 @@ def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
         path_text, value_text = item.split("=", 1)
         try:
             value = yaml.safe_load(value_text)
-        except yaml.YAMLError:
-            value = value_text
+        except yaml.YAMLError as exc:
+            raise SpecError(f"--set value '{value_text}' is not valid YAML ({getattr(exc, 'problem', exc)})", where,
+                            "quote it for the shell, e.g. --set 'input.size=[160, 192]'") from None
         parts: list[Any] = []
         for token in re.findall(r"[^.\[\]]+", path_text):
             parts.append(int(token) if token.isdigit() else token)
         if not parts:
             raise SpecError(f"empty path in --set '{item}'", where)
         node = data
-        for depth, part in enumerate(parts[:-1]):
+        for depth, part in enumerate(parts):
+            if isinstance(node, list) and not isinstance(part, int):
+                raise SpecError(f"--set path '{path_text}': '{format_path(tuple(parts[:depth]))}' is a list; "
+                                f"index it with a number, not '{part}'", where)
+            if not isinstance(node, (dict, list)):
+                raise SpecError(f"--set path '{path_text}': '{format_path(tuple(parts[:depth]))}' is a value, "
+                                "not a mapping or list", where)
+            if depth == len(parts) - 1:
+                break
             nxt = node[part] if (isinstance(node, dict) and part in node) or \
                 (isinstance(node, list) and isinstance(part, int) and part < len(node)) else None
             if nxt is None:
@@ -566,7 +599,7 @@ def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
         if isinstance(node, list) and not (isinstance(last, int) and last < len(node)):
             raise SpecError(f"--set index {last} out of range in '{path_text}'", where)
         node[last] = value
-        locs.values[tuple(parts)] = (0, 0)
+        locs.overrides[tuple(parts)] = f"--set {item}"  # errors in this value point at the command line
     return data
 
 

@@ -34,11 +34,15 @@ class Locations:
         self.file = file
         self.values: dict[tuple, tuple[int, int]] = {}
         self.keys: dict[tuple, tuple[int, int]] = {}
+        self.overrides: dict[tuple, str] = {}  # paths set on the command line -> "--set PATH=VALUE"
 
     def loc(self, path: tuple, key: bool = False) -> SourceLoc:
         """Location of `path`, falling back to the nearest enclosing node that has one."""
         table = self.keys if key else self.values
         p = tuple(path)
+        for n in range(len(p), 0, -1):  # a value from the command line is reported there
+            if p[:n] in self.overrides:
+                return SourceLoc(self.overrides[p[:n]], 0, 0, format_path(path))
         while p:
             if p in table:
                 line, col = table[p]
@@ -54,26 +58,38 @@ class Locations:
 _PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
+MAX_NODES = 200_000  # far above any network spec; stops alias bombs ("billion laughs") early
+
+
 def _convert(node: yaml.Node, path: tuple, locs: Locations, constructor: yaml.SafeLoader) -> Any:
     locs.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if len(locs.values) > MAX_NODES:
+        raise SpecError(Issue(SourceLoc(locs.file, node.start_mark.line + 1, node.start_mark.column + 1,
+                                        format_path(path)),
+                              f"the spec expands to more than {MAX_NODES:,} values",
+                              "YAML aliases (*name) are expanded where they are used; a spec never needs this many"))
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         # Specs are data: a tag such as !!python/object would build objects; refuse it.
         raise SpecError(Issue(SourceLoc(locs.file, node.start_mark.line + 1, node.start_mark.column + 1,
                                         format_path(path)),
                               f"unsupported YAML tag '{node.tag}'", "specs are plain data: remove the tag"))
     if isinstance(node, yaml.MappingNode):
-        constructor.flatten_mapping(node)  # resolves `<<:` merge keys, as safe_load does
+        written = [k for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"]
+        constructor.flatten_mapping(node)  # resolves `<<:` merge keys (merged pairs first), as safe_load does
         out: dict = {}
+        seen_written: set = set()
         for key_node, value_node in node.value:
             key = constructor.construct_object(key_node, deep=True)
             if isinstance(key, list):
                 key = tuple(key)
-            if key in out:
+            if key_node in written and key in seen_written:  # a key written twice; overriding a merged one is fine
                 raise SpecError(Issue(
                     SourceLoc(locs.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
                               format_path(path + (key,))),
                     f"duplicate key '{key}'",
                     "YAML would silently keep only the last value; remove one of them"))
+            if key_node in written:
+                seen_written.add(key)
             locs.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = _convert(value_node, path + (key,), locs, constructor)
         return out
@@ -107,6 +123,9 @@ def load_yaml(source: str | Path, text: str | None = None) -> tuple[Any, Locatio
                               "check indentation, colons and brackets near this position")) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", SourceLoc(file)) from None
+    except RecursionError:
+        raise SpecError("the spec is nested too deeply", SourceLoc(file, 1, 1),
+                        "a network spec needs only a few levels of nesting") from None
     finally:
         loader.dispose()
     return data, locs

@@ -21,7 +21,7 @@ if ! python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '
   echo "setup: installing torch 2.13.0 (CPU)" >&2
   python -m pip install -q torch==2.13.0
 fi
-if ! python -c "import netspec, pytest, onnx" 2>/dev/null; then
+if ! python -c "import netspec, pytest, onnx, jsonschema" 2>/dev/null; then
   echo "setup: installing netspec" >&2
   python -m pip install -q -e '.[test]'
 fi

@@ -63,7 +63,7 @@ def test_schema_command_matches_committed_schema(capsys):
     assert main(["schema"]) == 0
     printed = json.loads(capsys.readouterr().out)
     committed = json.loads((ROOT / "docs" / "netspec.schema.json").read_text())
-    assert printed == committed, "docs/netspec.schema.json is stale: run `netspec schema --out docs/netspec.schema.json`"
+    assert printed == committed, "docs/netspec.schema.json is stale: run `netspec schema --out docs/netspec.schema.json --force`"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -72,3 +72,23 @@ def test_every_command_has_help_with_an_example(command, capsys):
         main([command, "--help"])
     assert info.value.code == 0
     assert "example" in capsys.readouterr().out
+
+
+def test_every_shipped_spec_is_valid_under_the_json_schema():
+    """What an editor checks: the schema accepts the zoo and rejects a misspelt key."""
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    from netspec.spec import json_schema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    specs = sorted(SPECS.rglob("*.yaml"))
+    assert len(specs) >= 20
+    for path in specs:
+        errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
+        assert errors == [], f"{path.name}: {errors[0].message[:200]}"
+    data = yaml.safe_load((SPECS / "lenet5.yaml").read_text())
+    data["stages"][0]["blocks"][0]["strides"] = 2
+    assert list(validator.iter_errors(data)), "a misspelt key must not validate"
+    data["stages"][0]["blocks"][0] = {"type": "my_block", "width": 3}  # a spec's own block: any params
+    assert list(validator.iter_errors(data)) == []

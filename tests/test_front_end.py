@@ -48,7 +48,9 @@ def test_cli_validate_and_schema_without_torch(tmp_path):
 def test_build_needs_torch_and_says_so(tmp_path):
     # the poisoned torch proves the test above would have caught an import
     proc = run_without_torch(f"""
+        import sys
         from netspec.cli import main
-        main(['build', {str(SPECS / 'lenet5.yaml')!r}])
+        sys.exit(main(['build', {str(SPECS / 'lenet5.yaml')!r}]))
     """, tmp_path)
-    assert proc.returncode != 0 and "netspec front end imported torch" in proc.stderr
+    assert proc.returncode == 1 and "netspec front end imported torch" in proc.stderr
+    assert "needs torch" in proc.stderr and "Traceback" not in proc.stderr

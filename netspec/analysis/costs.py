@@ -109,8 +109,9 @@ def parts(G: nx.DiGraph) -> list[PartSummary]:
         if not ns:
             continue
         info = G.graph["scopes"][scope]
-        prefix = f"{scope}.blocks."
-        blocks = len({n[len(prefix):].split(".")[0] for n in ns if n.startswith(prefix)})
+        # one unit per stage entry instance: its outermost block, or the op itself (repeats unrolled)
+        blocks = len({G.nodes[n]["blocks"][0] if G.nodes[n]["blocks"] else n
+                      for n in ns if n.startswith(f"{scope}.blocks.")})
         rows.append(PartSummary(
             name=info.get("label", scope), scope=scope, output_shape=G.nodes[ns[-1]]["shape"],
             params=sum(node_params(G, n) for n in ns), macs=sum(node_macs(G, n) for n in ns), blocks=blocks,

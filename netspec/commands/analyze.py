@@ -6,7 +6,7 @@ import json
 
 from ..analysis import LEVELS, analyze
 from ..analysis.costs import PROFILES
-from .common import add_spec_args, human, load_graph, shape_str, table
+from .common import add_spec_args, human, load_graph, positive_int, shape_str, table
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -21,8 +21,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                "  netspec analyze specs/lenet5.yaml --batch 8 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
-    p.add_argument("--batch", type=int, default=1, help="batch size for MACs, mem_access and memory (default 1)")
-    p.add_argument("--dtype-bytes", type=int, default=4, help="bytes per element for activation memory (default 4)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size for MACs, mem_access and memory (default 1)")
+    p.add_argument("--dtype-bytes", type=positive_int, default=4, help="bytes per element for activation memory (default 4)")
     p.add_argument("--level", choices=LEVELS, default="stage", help="rows of the table (default stage)")
     p.add_argument("--profile", choices=PROFILES, default="reference",
                    help="reference: conv + linear MACs (torchvision's GFLOPS); full: + bias, BN, activations, "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..analysis import costs
 from ..errors import SourceLoc, SpecError
-from .common import add_spec_args, human, load_graph, shape_str, table
+from .common import add_spec_args, human, load_graph, output_file, shape_str, table
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -67,9 +67,7 @@ def render_table(s: dict) -> str:
 
 
 def save(model, path: Path, force: bool, input_shape) -> None:
-    if path.exists() and not force:
-        raise SpecError(f"--out {path} exists; not overwriting it", SourceLoc(str(path)),
-                        "choose another file name or pass --force")
+    output_file(str(path), force)
     import torch
 
     suffix = path.suffix.lower()

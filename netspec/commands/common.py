@@ -2,13 +2,42 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import networkx as nx
 
+from ..errors import SourceLoc, SpecError
 from ..lower import lower
 from ..scale import apply_scaling
 from ..spec import Spec, load_spec
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def phi_value(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or not 0 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 16 (B7 is about 7), got {text}")
+    return value
+
+
+def output_file(text: str, force: bool) -> Path:
+    """Where a command may write: never over an existing file without --force, never into a missing folder."""
+    path = Path(text)
+    if path.exists() and not force:
+        raise SpecError(f"{path} exists; not overwriting it", SourceLoc(str(path)),
+                        "choose another file name or pass --force")
+    if not path.parent.is_dir():
+        raise SpecError(f"cannot write {path}: folder {path.parent} does not exist", SourceLoc(str(path)),
+                        "create the folder first")
+    return path
 
 
 def add_spec_args(p: argparse.ArgumentParser, *, aux: bool = True) -> None:
@@ -17,8 +46,8 @@ def add_spec_args(p: argparse.ArgumentParser, *, aux: bool = True) -> None:
                    help="override a value before validation, e.g. --set num_classes=10 "
                         "--set 'stages[1].blocks[0].stride=1' (repeatable)")
     p.add_argument("--variant", help="a named variant of the spec's `variants:` table (e.g. b3)")
-    p.add_argument("--phi", type=float, help="compound-scaling coefficient (EfficientNet style)")
-    p.add_argument("--res", type=int, help="input resolution (overrides the spec and variant)")
+    p.add_argument("--phi", type=phi_value, help="compound-scaling coefficient (EfficientNet style)")
+    p.add_argument("--res", type=positive_int, help="input resolution (overrides the spec and variant)")
     if aux:
         p.add_argument("--no-aux", action="store_true", help="leave out auxiliary heads (torchvision aux_logits=False)")
 

@@ -21,7 +21,7 @@ from .. import ops
 from ..expr import ExprError, is_expression, substitute
 from ..scale import resolve
 from ..spec import Spec, load_spec
-from .common import add_spec_args
+from .common import add_spec_args, output_file
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -36,6 +36,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of YAML")
     p.add_argument("--keep-repeats", action="store_true", help="scale only; leave `repeat:` rolled")
     p.add_argument("-o", "--out", help="write to this file instead of stdout")
+    p.add_argument("--force", action="store_true", help="allow -o to replace an existing file")
     return p
 
 
@@ -144,8 +145,7 @@ def run(args) -> int:
         header = f"# expanded by netspec from {args.spec} {how} {sets}".rstrip() + "\n"
         text = to_yaml(data, header)
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        output_file(args.out, args.force).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -110,8 +111,13 @@ def compound_candidates(target: float, step: Fraction, tolerance: float) -> list
     """
     t = exact(target)
     window = 2 * exact(tolerance)
-    alphas = grid_values(step, float(t * (1 + window)))
-    betas = grid_values(step, math.sqrt(float(t * (1 + window))))
+    top = float(t * (1 + window))
+    points = ((top - 1) / float(step) + 1) * ((math.sqrt(top) - 1) / float(step) + 1) ** 2
+    if points > MAX_GRID:
+        raise SpecError(f"the (alpha, beta, gamma) grid has about {points:,.0f} points (at most {MAX_GRID:,})",
+                        SourceLoc("--search"), "use a coarser --grid or a smaller --target")
+    alphas = grid_values(step, top)
+    betas = grid_values(step, math.sqrt(top))
     out = []
     for a in alphas:
         for b in betas:
@@ -121,11 +127,21 @@ def compound_candidates(target: float, step: Fraction, tolerance: float) -> list
     return out
 
 
+MAX_GRID = 200_000      # grid points tried against the formula (cheap)
+MAX_CANDIDATES = 2000  # each is a scaled, lowered graph: about a minute for 2,000 EfficientNet-B0s
+
+
 def search(spec: Spec, *, target: float, step: Fraction, tolerance: float) -> tuple[Row, list[Row]]:
     """Measure every prefiltered grid point at phi = 1 on the base spec; keep those within the tolerance."""
     base, base_spec = measure(spec, "(base)")
     found = []
-    for a, b, g in compound_candidates(target, step, tolerance):
+    candidates = compound_candidates(target, step, tolerance)
+    if len(candidates) > MAX_CANDIDATES:
+        raise SpecError(f"--search would measure {len(candidates):,} grid points (at most {MAX_CANDIDATES:,})",
+                        SourceLoc("--search"), "use a coarser --grid, a smaller --target or a tighter --tolerance")
+    for k, (a, b, g) in enumerate(candidates, 1):
+        if sys.stderr.isatty() or k % 50 == 0:
+            print(f"\rmeasured {k}/{len(candidates)} grid points", end="", file=sys.stderr, flush=True)
         data = spec_data(base_spec)
         data["scaling"] = {"compound": {"phi": 1, "alpha": float(a), "beta": float(b), "gamma": float(g)}}
         row, _ = measure(spec_from_data(data, base_spec.locs), f"a={_fmt(a)} b={_fmt(b)} g={_fmt(g)}")
@@ -133,6 +149,8 @@ def search(spec: Spec, *, target: float, step: Fraction, tolerance: float) -> tu
         row.formula = float(a * b * b * g * g)
         if abs(row.ratio - target) <= tolerance * target:
             found.append(row)
+    if candidates:
+        print(file=sys.stderr)
     found.sort(key=lambda r: (abs(r.ratio - target), r.params))
     return base, found
 

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from ..spec import json_schema
+from .common import output_file
 
 
 def add_parser(sub):
@@ -16,14 +17,14 @@ def add_parser(sub):
                        epilog="example:\n  netspec schema > netspec.schema.json",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", help="write to this file instead of stdout")
+    p.add_argument("--force", action="store_true", help="allow --out to replace an existing file")
     return p
 
 
 def run(args) -> int:
     text = json.dumps(json_schema(), indent=1, sort_keys=True)
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        output_file(args.out, args.force).write_text(text + "\n", encoding="utf-8")
     else:
         print(text)
     return 0
