@@ -279,8 +279,9 @@ class Conv2d(Op):
         ho = _window_out(h, kh, sh, t + b, dh)
         wo = _window_out(w, kw, sw, l + r, dw)
         if ho < 1 or wo < 1:
-            raise ShapeError(f"output size {ho}x{wo} is not positive (input {h}x{w}, kernel {kh}x{kw})",
-                             "the input is too small here: raise the input size, or reduce stride/kernel")
+            dilated = f", dilation {dh}x{dw}" if (dh, dw) != (1, 1) else ""
+            raise ShapeError(f"output size {ho}x{wo} is not positive (input {h}x{w}, kernel {kh}x{kw}{dilated})",
+                             "the input is too small here: raise the input size, or reduce stride/kernel/dilation")
         return (a["out"], ho, wo)
 
     def weights(self, a, ins, out):

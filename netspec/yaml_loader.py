@@ -113,7 +113,7 @@ def load_yaml(source: str | Path, text: str | None = None) -> tuple[Any, Locatio
     try:
         root = loader.get_single_node()
         if root is None:
-            raise SpecError("the spec is empty", SourceLoc(file, 1, 1), "a spec needs at least `name`, `input` and `stages`")
+            raise SpecError("the spec is empty", SourceLoc(file, 1, 1), "a spec needs `name`, `input` and at least one entry in `stem`, `stages` or `head`")
         data = _convert(root, (), locs, loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
