@@ -553,6 +553,17 @@ def _check_stage_names(spec: Spec, locs: Locations) -> None:
         seen[stage.name] = i
 
 
+def _shorthand_key(path: tuple) -> Optional[str]:
+    """The main key of a policy that may be written as one value (`scaling.width: 1.4`), if `path` is one."""
+    model: Any = Spec
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(part, str) and hasattr(model, "model_fields") else None
+        if field is None:
+            return None
+        model = field.annotation
+    return getattr(model, "SHORTHAND", None) if isinstance(model, type) and issubclass(model, _Shorthand) else None
+
+
 def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
     """`--set path=value` on the raw data: `vars.width=1.4`, `stages[2].blocks[0].stride=1`."""
     import re
@@ -598,7 +609,13 @@ def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
         last = parts[-1]
         if isinstance(node, list) and not (isinstance(last, int) and last < len(node)):
             raise SpecError(f"--set index {last} out of range in '{path_text}'", where)
-        node[last] = value
+        shorthand = _shorthand_key(tuple(parts))
+        if shorthand and isinstance(node.get(last), dict) and not isinstance(value, (dict, list)):
+            # `--set scaling.width=1.4` changes the multiplier and keeps the policy's other settings
+            node[last][shorthand] = value
+            parts.append(shorthand)
+        else:
+            node[last] = value
         locs.overrides[tuple(parts)] = f"--set {item}"  # errors in this value point at the command line
     return data
 

@@ -291,3 +291,15 @@ def test_aux_head_scope_places_its_modules_and_must_be_free(write_spec):
         graph(write_spec, text.replace("{scope}", "stages.s0.blocks.mid"))
     assert info.value.first.loc.path == "aux_heads[0].scope"
     assert "already used" in info.value.first.message
+
+
+def test_set_on_a_policy_shorthand_keeps_its_other_settings(figures):
+    # `--set scaling.width=0.5` changes the multiplier only: MobileNetV2's last conv keeps 1280
+    from netspec.scale import apply_scaling
+    from conftest import SPECS
+
+    spec = apply_scaling(netspec.load(SPECS / "mobilenet_v2.yaml", overrides=["scaling.width=0.5"]))
+    G = netspec.lower(spec)
+    from netspec.analysis import costs
+    assert costs.total_params(G) == figures["other"]["mobilenet_v2_0.5"]["params"]
+    assert G.nodes["head.conv.conv"]["attrs"]["out"] == 1280
