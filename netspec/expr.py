@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import ast
 import math
+from functools import lru_cache
 import operator
 import re
 from typing import Any, Mapping
 
+from .errors import did_you_mean
 from .rounding import make_divisible
 
 VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -30,14 +32,6 @@ class ExprError(ValueError):
         self.hint = hint
 
 
-def _ceil(x):  # int(ceil) keeps results integral for channel arithmetic
-    return math.ceil(x)
-
-
-def _floor(x):
-    return math.floor(x)
-
-
 FUNCTIONS = {
     "min": min,
     "max": max,
@@ -45,8 +39,8 @@ FUNCTIONS = {
     "float": float,
     "round": round,
     "abs": abs,
-    "ceil": _ceil,
-    "floor": _floor,
+    "ceil": math.ceil,
+    "floor": math.floor,
     "make_divisible": make_divisible,
 }
 
@@ -78,6 +72,7 @@ def variables(text: str) -> list[str]:
     return VAR.findall(text)
 
 
+@lru_cache(maxsize=4096)  # the same template expressions are evaluated for every block instance
 def _parse(text: str) -> ast.Expression:
     source = VAR.sub(lambda m: _PREFIX + m.group(1), text.strip())
     try:
@@ -123,7 +118,6 @@ class _Evaluator:
         if node.id.startswith(_PREFIX):
             name = node.id[len(_PREFIX):]
             if name not in self.env:
-                from .errors import did_you_mean
                 raise ExprError(f"unknown variable '${name}' in expression '{self.text}'",
                                 did_you_mean(name, list(self.env), "variables"))
             return self.env[name]
@@ -203,7 +197,6 @@ class _Evaluator:
             raise ExprError(f"only calls to {', '.join(sorted(FUNCTIONS))} are allowed in '{self.text}'")
         if node.func.id not in FUNCTIONS:
             name = node.func.id
-            from .errors import did_you_mean
             raise ExprError(f"function '{name}' is not allowed in '{self.text}'",
                             did_you_mean(name, list(FUNCTIONS), "functions"))
         args = [self.visit(a) for a in node.args]

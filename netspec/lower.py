@@ -7,7 +7,8 @@ input's channels: `$in`). The result is the single IR every later pass reads.
 Graph attributes (`G.graph`):
     name, input_shape (C, H, W), num_classes, reference, training,
     outputs   {"logits": node, <aux head name>: node, ...}
-    scopes    {scope: {"kind": stem|stage|block|head|aux, "type", "name", "params", "loc", "stage"}}
+    scopes    {scope: {"kind": stem|stage|block|head|aux, "type", "name", "params", ...}}; blocks also
+              carry "loc", "stage", "aux" and "parent", stages and aux heads a "label"
     stages    [scope of each stage, in order]
 Node attributes:
     op, kind, attrs (resolved), shape (batch excluded), inputs (ordered node ids),
@@ -19,7 +20,7 @@ Edges carry `shape` (the tensor on the edge).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Optional
 
@@ -275,11 +276,7 @@ class Lowerer:
         G.add_node("input", op="input", kind="input", attrs={}, shape=(c, h, w), inputs=[], in_shapes=[], weights={},
                    buffers={}, scope="", blocks=(), stage="stem", part=None, aux=False,
                    loc=spec.locs.loc(("input",)), template=())
-        env = {"num_classes": spec.num_classes, **spec.vars}
-        try:
-            env = {**env, **{k: substitute(v, env) for k, v in spec.vars.items()}}
-        except ExprError as exc:
-            raise SpecError(Issue(spec.locs.loc(("vars",)), str(exc), exc.hint)) from None
+        env = global_env(spec.num_classes, spec.vars, spec.locs)
         names = {"input": "input"}
         self.total_blocks = self.count_stage_blocks(env)
         prev = "input"
@@ -315,14 +312,23 @@ class Lowerer:
 
     def count_stage_blocks(self, env: dict) -> int:
         total = 0
-        for si, stage in enumerate(self.spec.stages):
-            for bi, e in enumerate(stage.blocks):
+        for stage in self.spec.stages:
+            for e in stage.blocks:
                 try:
                     n = substitute(e.repeat, env) if is_expression(e.repeat) else e.repeat
                 except ExprError:
                     n = 1  # needs $in: counted as one, reported properly when lowered
                 total += n if isinstance(n, int) else 1
         return total
+
+
+def global_env(num_classes: int, variables: dict, locs) -> dict:
+    """The variables every top-level entry sees: `$num_classes` and the spec's `vars` (evaluated)."""
+    env = {"num_classes": num_classes, **variables}
+    try:
+        return {**env, **{k: substitute(v, env) for k, v in variables.items()}}
+    except ExprError as exc:
+        raise SpecError(Issue(locs.loc(("vars",)), str(exc), exc.hint)) from None
 
 
 def lower(spec: Spec, *, aux: bool = True) -> nx.DiGraph:

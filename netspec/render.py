@@ -150,18 +150,6 @@ def edge_role(G: nx.DiGraph, u: str, v: str, depth: dict[str, int]) -> str:
     return "data"
 
 
-def scope_nodes(G: nx.DiGraph) -> dict[str, list[str]]:
-    """IR nodes under each scope (by id prefix), in IR order."""
-    members: dict[str, list[str]] = {s: [] for s in G.graph["scopes"]}
-    for n in G.nodes:
-        parts = n.split(".")
-        for i in range(1, len(parts)):
-            prefix = ".".join(parts[:i])
-            if prefix in members:
-                members[prefix].append(n)
-    return members
-
-
 # --------------------------------------------------------------------------- labels
 
 def _pair(v) -> str:
@@ -275,7 +263,6 @@ class Ctx:
     """What labelling needs, computed once per graph."""
 
     G: nx.DiGraph
-    members: dict[str, list[str]]
     annotate: tuple
     rf: Optional[dict] = None
 
@@ -416,8 +403,8 @@ def body_node(ctx: Ctx, members: list[str]) -> VNode:
     blocks = list(dict.fromkeys(G.nodes[n]["blocks"][0] for n in members if G.nodes[n]["blocks"]))
     types = _runs(sorted(G.graph["scopes"][b]["type"] for b in blocks))
     # spatial size entering the body, then after each stage
-    shapes = [G.nodes[members[0]]["in_shapes"][0]] + [G.nodes[ctx.members[s][-1]]["shape"] for s in stages
-                                                      if ctx.members[s]]
+    last = {G.nodes[n]["part"]: n for n in G.nodes if G.nodes[n]["part"]}  # each part's last node, aux heads apart
+    shapes = [G.nodes[members[0]]["in_shapes"][0]] + [G.nodes[last[s]]["shape"] for s in stages if s in last]
     sizes = list(dict.fromkeys(s[1] for s in shapes if len(s) == 3))
     lines = [f"{len(stages)} stages · {len(blocks)} blocks"]
     lines += [f"{k} × {t}" for t, k in types]
@@ -433,7 +420,7 @@ def collapse(G: nx.DiGraph, level: str = "block", expand: tuple = (), annotate: 
     """The IR grouped for drawing at `level`, with `expand` scopes drawn op by op."""
     check_level(level)
     expand = tuple(check_scope(G, s) for s in expand)
-    ctx = Ctx(G, scope_nodes(G), tuple(annotate), rf)
+    ctx = Ctx(G, tuple(annotate), rf)
     groups: dict[str, list[str]] = {}
     for n in G.nodes:
         groups.setdefault(group_of(G, n, level, expand), []).append(n)

@@ -159,7 +159,7 @@ def _stage_index(selector, n: int, names: list) -> Optional[int]:
 
 
 def depth_multipliers(spec: Spec, policy: Scaling) -> list[Fraction]:
-    """One exact depth multiplier per stage: the list or the single value, fixed stages at 1 (before phi)."""
+    """One exact depth multiplier per stage: the list or the single value (fixed stages are set to 1 by `plan`)."""
     locs, n = spec.locs, len(spec.stages)
     given = policy.depth.multiplier
     if isinstance(given, list) and len(given) != n:

@@ -13,9 +13,6 @@ import yaml
 
 from .errors import Issue, SourceLoc, SpecError
 
-Path_ = tuple  # a path inside the spec: ("stages", 3, "blocks", 1, "kernel")
-
-
 def format_path(path: tuple) -> str:
     """("stages", 3, "blocks", 1, "kernel") -> "stages[3].blocks[1].kernel"."""
     out = ""

@@ -301,3 +301,14 @@ def test_rf_annotation_without_the_analysis_says_so(tiny, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert "receptive-field analysis is not available" in captured.err
     assert "RF " not in captured.out and captured.out.startswith("digraph tiny {")
+
+
+def test_network_level_resolution_path_ignores_aux_heads_inside_stages():
+    # Inception v3's AuxLogits lives inside stage mixed6 (torchvision's registration order);
+    # the body's resolution path must still read the stages' own outputs
+    import netspec
+    from netspec.render import render as render_dot
+
+    G = netspec.lower(netspec.load(SPECS / "inception_v3.yaml"))
+    dot_source = render_dot(G, level="network")
+    assert "resolution 35 → 17 → 8" in dot_source

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .. import ops
+from .groups import block_of, stage_label, stage_of, stage_order
 
 
 def node_params(G: nx.DiGraph, n: str) -> int:
@@ -39,12 +40,6 @@ PROFILES = ("reference", "full")
 def node_full_macs(G: nx.DiGraph, n: str) -> int:
     d = G.nodes[n]
     return ops.get_op(d["op"]).full_macs(d["attrs"], d["in_shapes"], d["shape"])
-
-
-def node_profile_macs(G: nx.DiGraph, n: str, profile: str = "reference") -> int:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown MAC profile {profile!r}; use one of {', '.join(PROFILES)}")
-    return node_macs(G, n) if profile == "reference" else node_full_macs(G, n)
 
 
 def node_io_elements(G: nx.DiGraph, n: str) -> int:
@@ -98,22 +93,19 @@ class PartSummary:
 
 def parts(G: nx.DiGraph) -> list[PartSummary]:
     """Per-part totals in network order: stem, stages, head, aux heads."""
+    members: dict[str, list[str]] = {scope: [] for scope in stage_order(G)}
+    for n in G.nodes:
+        part = stage_of(G, n)
+        if part in members:
+            members[part].append(n)
     rows: list[PartSummary] = []
-    order = ["stem", *G.graph["stages"], "head", *[s for s, i in G.graph["scopes"].items() if i["kind"] == "aux"]]
-    members: dict[str, list[str]] = {scope: [] for scope in order}
-    for n, d in G.nodes(data=True):
-        if d["part"] in members:
-            members[d["part"]].append(n)
-    for scope in order:
-        ns = members[scope]
+    for scope, ns in members.items():
         if not ns:
             continue
-        info = G.graph["scopes"][scope]
         # one unit per stage entry instance: its outermost block, or the op itself (repeats unrolled)
-        blocks = len({G.nodes[n]["blocks"][0] if G.nodes[n]["blocks"] else n
-                      for n in ns if n.startswith(f"{scope}.blocks.")})
+        blocks = len({block_of(G, n) for n in ns if n.startswith(f"{scope}.blocks.")})
         rows.append(PartSummary(
-            name=info.get("label", scope), scope=scope, output_shape=G.nodes[ns[-1]]["shape"],
+            name=stage_label(G, scope), scope=scope, output_shape=G.nodes[ns[-1]]["shape"],
             params=sum(node_params(G, n) for n in ns), macs=sum(node_macs(G, n) for n in ns), blocks=blocks,
         ))
     return rows

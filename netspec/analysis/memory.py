@@ -6,7 +6,7 @@ and freed after its last consumer has run; the logits live to the end. Ops
 that move no data (`Op.view`: flatten, identity, chunk, dropout in eval) alias
 their input's storage instead of allocating, which extends its lifetime. No
 in-place reuse is assumed (the compiled module's activations are not
-in-place). Weights are not activations: they are reported as `param_bytes`.
+in-place). Weights are not activations and are not counted here (params × dtype bytes gives them).
 """
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ def summary(loaded) -> dict:
     G = loaded.graph
     inp = (1, *G.graph["input_shape"])
     logits = G.graph["outputs"]["logits"]
+    macs = costs.total_macs(G)
     out = {
         "name": G.graph["name"],
         "reference": G.graph["reference"],
@@ -40,8 +41,8 @@ def summary(loaded) -> dict:
         "params": costs.total_params(G),
         "params_with_aux": costs.total_params(G, include_aux=True),
         "buffers": costs.total_buffers(G),
-        "macs": costs.total_macs(G),
-        "flops": 2 * costs.total_macs(G),
+        "macs": macs,
+        "flops": 2 * macs,
         "aux_heads": [k for k in G.graph["outputs"] if k != "logits"],
         "stages": [
             {"name": r.name, "scope": r.scope, "blocks": r.blocks, "output_shape": [1, *r.output_shape],

@@ -19,6 +19,7 @@ import yaml
 
 from .. import ops
 from ..expr import ExprError, is_expression, substitute
+from ..lower import global_env
 from ..scale import resolve
 from ..spec import Spec, load_spec
 from .common import add_spec_args, output_file
@@ -41,12 +42,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- unrolling
-
-def global_env(data: dict) -> dict:
-    """The variables a top-level entry sees before its input is known, as the lowering builds them."""
-    env = {"num_classes": data.get("num_classes", 1000), **data.get("vars", {})}
-    return {**env, **{k: substitute(v, env) for k, v in data.get("vars", {}).items()}}
-
 
 def _constant(value: Any, env: dict) -> Optional[Any]:
     """The value if it does not depend on the entry's input, else None."""
@@ -92,7 +87,7 @@ def unroll_entries(entries: list[dict], env: dict, templates: dict) -> list[dict
 
 
 def unroll(data: dict, spec: Spec) -> dict:
-    env = global_env(data)
+    env = global_env(data.get("num_classes", 1000), data.get("vars", {}), spec.locs)
     templates = spec.templates()
     data = dict(data)
     for key in ("stem", "head"):

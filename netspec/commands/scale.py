@@ -66,6 +66,7 @@ class Row:
     phi: Optional[float] = None
     formula: Optional[float] = None   # search: alpha * beta^2 * gamma^2, beside the measured ratio
     latency_ms: Optional[float] = None
+    coefficients: Optional[tuple] = None  # search: the exact (alpha, beta, gamma) of the row
 
 
 def measure(spec: Spec, name: str, **how) -> tuple[Row, Spec]:
@@ -147,6 +148,7 @@ def search(spec: Spec, *, target: float, step: Fraction, tolerance: float) -> tu
         row, _ = measure(spec_from_data(data, base_spec.locs), f"a={_fmt(a)} b={_fmt(b)} g={_fmt(g)}")
         row.ratio = row.macs / base.macs
         row.formula = float(a * b * b * g * g)
+        row.coefficients = (a, b, g)
         if abs(row.ratio - target) <= tolerance * target:
             found.append(row)
     if candidates:
@@ -161,7 +163,7 @@ def bench(spec: Spec, row: Row, runs: int = 5) -> float:
 
     from ..api import compile
 
-    a, b, g = (float(x.split("=")[1]) for x in row.name.split())
+    a, b, g = (float(x) for x in row.coefficients)  # exact, not the rounded label
     data = spec_data(spec)
     data["scaling"] = {"compound": {"phi": 1, "alpha": a, "beta": b, "gamma": g}}
     _, scaled = measure(spec_from_data(data, spec.locs), row.name)
