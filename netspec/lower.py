@@ -7,6 +7,7 @@ input's channels: `$in`). The result is the single IR every later pass reads.
 Graph attributes (`G.graph`):
     name, input_shape (C, H, W), num_classes, reference, training,
     outputs   {"logits": node, <aux head name>: node, ...}
+    unused    nodes whose output nobody reads (a forgotten `inputs:`, usually)
     scopes    {scope: {"kind": stem|stage|block|head|aux, "type", "name", "params", ...}}; blocks also
               carry "loc", "stage", "aux" and "parent", stages and aux heads a "label"
     stages    [scope of each stage, in order]
@@ -308,6 +309,9 @@ class Lowerer:
                 out = self.lower_entries(head.layers, Context(scope, dict(names), env, "aux", aux=True,
                                                               path=("aux_heads", ai, "layers"), part=scope), start)
                 G.graph["outputs"][head.name] = out
+        outputs = set(G.graph["outputs"].values())
+        # computed but never read: usually a forgotten `inputs:` (reported as a warning, not an error)
+        G.graph["unused"] = [n for n in G if G.out_degree(n) == 0 and n not in outputs and n != "input"]
         return G
 
     def count_stage_blocks(self, env: dict) -> int:

@@ -183,6 +183,13 @@ class Op:
         return IDENTITY_WINDOW
 
 
+def sliding_windows(a: dict) -> tuple[Window, Window]:
+    """(H, W) receptive-field geometry of a conv or pool from its resolved kernel, stride, dilation and pad."""
+    t, _, l, _ = a["pad"]
+    return tuple(Window(d * (k - 1) + 1, s, p)  # type: ignore[return-value]
+                 for k, s, d, p in zip(a["kernel"], a["stride"], a["dilation"], (t, l)))
+
+
 def _feature_map(name: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise ShapeError(f"{name} needs a feature map (C, H, W) but got shape {shape}",
@@ -300,9 +307,7 @@ class Conv2d(Op):
         return self.macs(a, ins, out) + (math.prod(out) if a["bias"] else 0)  # bias: one add per output
 
     def window(self, a, ins, out):
-        t, _, l, _ = a["pad"]
-        return tuple(Window(d * (k - 1) + 1, s, p)
-                     for k, s, d, p in zip(a["kernel"], a["stride"], a["dilation"], (t, l)))
+        return sliding_windows(a)
 
     def torch(self, a, ins, out):
         from .backends import torch_layers as L
@@ -454,9 +459,7 @@ class _Pool(Op):
         return math.prod(out) * math.prod(a["kernel"])  # each window element compared / accumulated once
 
     def window(self, a, ins, out):
-        ph, pw = a["padding"]
-        return tuple(Window(d * (k - 1) + 1, s, p)
-                     for k, s, d, p in zip(a["kernel"], a["stride"], a["dilation"], (ph, pw)))
+        return sliding_windows(a)
 
 
 @register

@@ -37,7 +37,7 @@ from typing import Any, Iterator, Optional
 from . import rounding
 from .errors import Issue, SourceLoc, SpecError, did_you_mean
 from .spec import Scaling, Spec, Variant, WidthRounding, spec_from_data
-from .yaml_loader import format_path
+from .yaml_loader import format_path, parse_path
 
 
 @dataclass(frozen=True)
@@ -94,11 +94,6 @@ def _merged(base: dict, update: dict) -> dict:
         out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
             else copy.deepcopy(value)
     return out
-
-
-def parse_path(text: str) -> tuple:
-    """`stages[2].blocks[0].stride` / `defaults.batchnorm.eps` -> ("stages", 2, "blocks", 0, "stride")."""
-    return tuple(int(t) if re.fullmatch(r"-?\d+", t) else t for t in re.findall(r"[^.\[\]]+", text))
 
 
 def _set_by_user(spec: Spec, path: tuple) -> bool:

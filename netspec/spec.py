@@ -26,7 +26,7 @@ from pydantic_core import PydanticUndefined
 
 from . import ops
 from .errors import Issue, SourceLoc, SpecError, did_you_mean
-from .yaml_loader import Locations, format_path, load_yaml
+from .yaml_loader import Locations, format_path, load_yaml, parse_path
 
 Expr = Annotated[str, StringConstraints(pattern=r"\$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -566,8 +566,6 @@ def _shorthand_key(path: tuple) -> Optional[str]:
 
 def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
     """`--set path=value` on the raw data: `vars.width=1.4`, `stages[2].blocks[0].stride=1`."""
-    import re
-
     import yaml
 
     data = copy.deepcopy(data)
@@ -581,9 +579,7 @@ def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
         except yaml.YAMLError as exc:
             raise SpecError(f"--set value '{value_text}' is not valid YAML ({getattr(exc, 'problem', exc)})", where,
                             "quote it for the shell, e.g. --set 'input.size=[160, 192]'") from None
-        parts: list[Any] = []
-        for token in re.findall(r"[^.\[\]]+", path_text):
-            parts.append(int(token) if token.isdigit() else token)
+        parts: list[Any] = list(parse_path(path_text))
         if not parts:
             raise SpecError(f"empty path in --set '{item}'", where)
         node = data
@@ -597,7 +593,7 @@ def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
             if depth == len(parts) - 1:
                 break
             nxt = node[part] if (isinstance(node, dict) and part in node) or \
-                (isinstance(node, list) and isinstance(part, int) and part < len(node)) else None
+                (isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node)) else None
             if nxt is None:
                 if isinstance(node, dict) and isinstance(part, str):
                     node[part] = {}
@@ -607,7 +603,7 @@ def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
                                     where)
             node = nxt
         last = parts[-1]
-        if isinstance(node, list) and not (isinstance(last, int) and last < len(node)):
+        if isinstance(node, list) and not (isinstance(last, int) and -len(node) <= last < len(node)):
             raise SpecError(f"--set index {last} out of range in '{path_text}'", where)
         shorthand = _shorthand_key(tuple(parts))
         if shorthand and isinstance(node.get(last), dict) and not isinstance(value, (dict, list)):

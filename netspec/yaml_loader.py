@@ -6,6 +6,7 @@ its line/column, which later stages use to point at the offending text.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,11 @@ def format_path(path: tuple) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out
+
+
+def parse_path(text: str) -> tuple:
+    """"stages[2].blocks[-1].stride" -> ("stages", 2, "blocks", -1, "stride") (the inverse of format_path)."""
+    return tuple(int(t) if re.fullmatch(r"-?\d+", t) else t for t in re.findall(r"[^.\[\]]+", text))
 
 
 class Locations:

@@ -303,3 +303,26 @@ def test_set_on_a_policy_shorthand_keeps_its_other_settings(figures):
     from netspec.analysis import costs
     assert costs.total_params(G) == figures["other"]["mobilenet_v2_0.5"]["params"]
     assert G.nodes["head.conv.conv"]["attrs"]["out"] == 1280
+
+
+def test_unused_outputs_are_listed(write_spec, capsys):
+    from netspec.cli import main
+
+    path = write_spec("""
+        name: u
+        input: {channels: 3, size: 8}
+        num_classes: 10
+        stages:
+          - blocks:
+              - {type: conv2d, name: a, out: 4, kernel: 1}
+              - {type: conv2d, name: b, inputs: input, out: 4, kernel: 1}
+              - {type: concat, name: forgotten, inputs: [a, b]}
+              - {type: relu, inputs: b}
+        """ + HEAD)
+    G = netspec.lower(netspec.load(path))
+    assert G.graph["unused"] == ["stages.0.blocks.forgotten"]
+    assert main(["validate", str(path)]) == 0
+    assert "'stages.0.blocks.forgotten' (concat) is computed but never used" in capsys.readouterr().err
+    for spec in ("mobilenet_v2", "googlenet", "shufflenet_v2", "inception_v3"):  # the zoo has none
+        from conftest import SPECS
+        assert netspec.lower(netspec.load(SPECS / f"{spec}.yaml")).graph["unused"] == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,11 @@ def load_graph(args: argparse.Namespace) -> Loaded:
     spec = load_spec(args.spec, overrides=args.overrides)
     spec = apply_scaling(spec, variant=getattr(args, "variant", None), phi=getattr(args, "phi", None),
                          resolution=getattr(args, "res", None))
-    return Loaded(spec, lower(spec, aux=not getattr(args, "no_aux", False)))
+    G = lower(spec, aux=not getattr(args, "no_aux", False))
+    for n in G.graph["unused"]:
+        loc = G.nodes[n]["loc"]
+        print(f"warning: {loc}: '{n}' ({G.nodes[n]['op']}) is computed but never used", file=sys.stderr)
+    return Loaded(spec, G)
 
 
 def human(n: float, unit: str = "") -> str:
