@@ -40,7 +40,7 @@ def config(label, spec, paper, **sets):
                                                                    for k, v in sets.items()]}
 
 
-# The paper's ARM columns (images/s), ../shared/reference/analysis.md §3.2–3.5. Table 2's g=8, c=180 is
+# The paper's ARM columns (images/s), the ShuffleNet V2 paper, Tables 1-4 (§2). Table 2's g=8, c=180 is
 # not a multiple of 8 groups: 184 is the nearest width that is (+3% MACs).
 TABLES = [
     {"key": "G1", "title": "Table 1 - G1: c1:c2 ratio of two 1x1 convs (MACs fixed)", "groups": [

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up netspec on a fresh machine: Graphviz (for diagrams), a virtual environment in .venv,
-# torch 2.13.0 (CPU) first so nothing pulls a CUDA build, then netspec with its test extras.
+# torch 2.13.0 (CPU) first so nothing pulls a CUDA build, then netspec with its test extras
+# (torchvision 0.28.0, the release built for torch 2.13.0, comes after torch for the same reason).
 # Idempotent: a second run only checks. Source it (`. scripts/setup.sh`) to activate the venv.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,7 +22,8 @@ if ! python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '
   echo "setup: installing torch 2.13.0 (CPU)" >&2
   python -m pip install -q torch==2.13.0
 fi
-if ! python -c "import netspec, pytest, onnx, jsonschema" 2>/dev/null; then
+if ! python -c "import netspec, pytest, xdist, onnx, onnxruntime, safetensors, jsonschema, sklearn, matplotlib, tqdm
+from netspec._torchvision import import_torchvision; import_torchvision()" 2>/dev/null; then
   echo "setup: installing netspec" >&2
   python -m pip install -q -e '.[test]'
 fi

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/setup.sh
-python -m pytest "$@"
+# Two workers: CI has two cores (pytest-xdist; each worker uses one torch thread, see conftest).
+python -m pytest -n 2 "$@"

@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist each worker process gets one torch thread, so N workers use N cores
+# instead of N x cores fighting over them (read by torch when it starts its thread pool).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
-# The reference figures live beside the checkout (../shared/reference), as in CI.
-FIGURES_PATH = ROOT.parent / "shared" / "reference" / "figures.json"
+# The reference figures (with their sources: tests/reference/README.md) live in the repository.
+FIGURES_PATH = ROOT / "tests" / "reference" / "figures.json"
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 Front end (no torch): parameters, parameters with auxiliary heads, buffers and reference MACs
 equal figures.json; per-stage output shapes (ceil_mode and padding show up there) and the
 head's op sequence (dropout placement) are the reference's, written here from the reference
-tables (shared/reference/architectures.md).
+tables (the references' constructors and papers).
 
 Torch: the built module has the reference's parameter and buffer counts, trains (forward and
 backward, batch 2, reference resolution), returns auxiliary logits in training only, and its
@@ -304,11 +304,8 @@ def test_googlenet_parameters_follow_torchvision_registration_order(aux):
 # --------------------------------------------------------------------------- optional cross-check
 
 def _torchvision():
-    try:
-        import torchvision.models as tvm
-    except Exception:  # absent, or built for another torch
-        return None
-    return tvm
+    from netspec._torchvision import import_torchvision
+    return import_torchvision().models
 
 
 CROSS = [("alexnet", {}, 224), ("squeezenet1_0", {}, 224), ("mobilenet_v3_large", {}, 224),
@@ -321,8 +318,6 @@ def test_matches_torchvision(name, kwargs, res):
     """With torchvision importable: copy its tensors into ours by order and shape, then both give
     the same logits. Not a dependency: skipped without it."""
     tvm = _torchvision()
-    if tvm is None:
-        pytest.skip("torchvision is not importable")
     import torch
 
     ref = getattr(tvm, name)(**kwargs).eval()

@@ -1,0 +1,38 @@
+"""Importing torchvision beside a CPU-only torch build.
+
+torchvision's wheels on PyPI are built against torch's CUDA build. Beside the CPU build of the
+same torch release (what netspec's set-up installs) their compiled extension cannot load, and
+`import torchvision` fails while registering fake kernels for the extension's custom operators
+(`RuntimeError: operator torchvision::nms does not exist`). Everything netspec uses from
+torchvision (the model constructors it is checked against, `transforms.v2`, `datasets`) is
+plain Python on top of torch and does not need those operators (nms, roi_align, deformable
+convolution, video decoding).
+
+`import_torchvision()` imports torchvision normally and, only when that specific failure
+happens, retries with the fake-kernel registrations left out, so the pure-Python parts work.
+A matching torchvision build imports untouched.
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+
+def import_torchvision():
+    """Return the `torchvision` module, or raise ImportError with a hint."""
+    try:
+        import torchvision
+        return torchvision
+    except RuntimeError as exc:
+        if "torchvision::" not in str(exc):
+            raise ImportError(f"torchvision cannot be imported: {exc}") from exc
+    except ImportError as exc:
+        raise ImportError(f"this needs torchvision ({exc}); install the release built for your torch "
+                          "(torch 2.13 -> torchvision 0.28): pip install torchvision==0.28.0") from exc
+    # Drop the half-imported package, stub the fake-kernel registrations of the custom ops
+    # the CPU torch lacks, and import again.
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        del sys.modules[name]
+    sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
+    import torchvision
+    return torchvision
