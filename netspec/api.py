@@ -6,21 +6,43 @@
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import networkx as nx
 
+from .errors import SourceLoc, SpecError
+from .limits import check_model_size
 from .lower import lower
+from .scale import apply_scaling
 from .spec import Spec, load_spec
 
 
-def load(source: str | Path, *, overrides: list[str] | None = None) -> Spec:
-    """Read, validate (and, with overrides `path=value`, patch) a spec."""
-    return load_spec(source, overrides=overrides)
+def load(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
+         phi: float | None = None, res: int | None = None) -> Spec:
+    """Read and validate a spec, then apply its scaling: the same choices as the CLI's options.
+
+    overrides  `path=value` patches applied before validation (`--set`), e.g. ["num_classes=10"]
+    variant    a row of the spec's `variants:` table (`--variant b3`)
+    phi        the compound-scaling coefficient (`--phi 2`), from 0 to 16
+    res        the input resolution (`--res 260`), wins over the spec and the variant
+    """
+    if phi is not None and not (isinstance(phi, (int, float)) and math.isfinite(phi) and 0 <= phi <= 16):
+        raise SpecError(f"phi must be a number from 0 to 16 (B7 is about 7), got {phi!r}", SourceLoc("phi="))
+    if res is not None and (not isinstance(res, int) or isinstance(res, bool) or res < 1):
+        raise SpecError(f"res must be a positive integer, got {res!r}", SourceLoc("res="))
+    spec = load_spec(source, overrides=overrides)
+    return apply_scaling(spec, variant=variant, phi=phi, resolution=res)
 
 
-def compile(graph: nx.DiGraph, *, seed: int | None = 0):
-    """Compile the graph IR into a `torch.nn.Module` (the only step that imports torch)."""
+def compile(graph: nx.DiGraph, *, seed: int | None = 0, max_params: int | None = None):
+    """Compile the graph IR into a `torch.nn.Module` (the only step that imports torch).
+
+    A graph whose parameters and buffers exceed `max_params` (default: NETSPEC_MAX_PARAMS, else a
+    share of the available memory; see `netspec.limits`) is refused with a located `SpecError`
+    before anything is allocated.
+    """
+    check_model_size(graph, max_params)
     try:
         from .backends.pytorch import compile_graph
     except ImportError as exc:
@@ -28,9 +50,12 @@ def compile(graph: nx.DiGraph, *, seed: int | None = 0):
     return compile_graph(graph, seed=seed)
 
 
-def build(source: str | Path, *, overrides: list[str] | None = None, aux: bool = True, seed: int | None = 0):
-    """load → lower → compile in one call."""
-    return compile(lower(load(source, overrides=overrides), aux=aux), seed=seed)
+def build(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
+          phi: float | None = None, res: int | None = None, aux: bool = True, seed: int | None = 0,
+          max_params: int | None = None):
+    """load → lower → compile in one call: `build("specs/efficientnet.yaml", variant="b3")`."""
+    spec = load(source, overrides=overrides, variant=variant, phi=phi, res=res)
+    return compile(lower(spec, aux=aux), seed=seed, max_params=max_params)
 
 
 __all__ = ["load", "lower", "compile", "build"]

@@ -32,6 +32,7 @@ from . import ops
 from .errors import Issue, SourceLoc, SpecError, did_you_mean
 from .expr import ExprError, is_expression, substitute, variables
 from .infer import infer_op
+from .limits import MAX_GRAPH_NODES, MAX_REPEAT
 from .spec import PARAM_TYPES, BlockTemplate, CustomEntry, EntryBase, Spec
 
 COMMON_FIELDS = ("type", "name", "inputs", "repeat", "when")
@@ -75,6 +76,7 @@ class Lowerer:
         self.templates = spec.templates()
         self.G = nx.DiGraph()
         self.block_index = 0
+        self.top_entry: tuple = (None, None, 1)  # set by lower_entry: (context, index, repeat)
         self.total_blocks = 0
 
     # ------------------------------------------------------------------ helpers
@@ -150,6 +152,12 @@ class Lowerer:
         repeat = self.resolve_value(e.repeat, env, ctx, i, "repeat")
         if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0:
             self.fail(ctx, i, f"repeat must be a non-negative integer, got {repeat!r}", "", "repeat")
+        if repeat > MAX_REPEAT:
+            self.fail(ctx, i, f"repeat {repeat:,} is more than the limit {MAX_REPEAT:,}",
+                      "no network repeats one entry this often; check the number (and any depth multiplier "
+                      "or variant that scales it)", "repeat")
+        if not ctx.trace:
+            self.top_entry = (ctx, i, repeat)  # the entry the graph's size is charged to
         type_name = self.resolve_value(e.type, env, ctx, i, "type")
         if type_name in (None, "none"):
             return prev
@@ -199,6 +207,12 @@ class Lowerer:
 
     # ------------------------------------------------------------------ ops
     def add_op(self, type_name: str, params: dict, inputs: list[str], node_id: str, ctx: Context, i: int) -> str:
+        if len(self.G) >= MAX_GRAPH_NODES:
+            top_ctx, top_i, top_repeat = self.top_entry
+            self.fail(top_ctx, top_i, f"the network grows past {MAX_GRAPH_NODES:,} primitive ops while lowering this "
+                      f"entry (repeat {top_repeat:,})",
+                      "the largest networks have a few thousand ops; check repeats and depth multipliers",
+                      "repeat" if top_repeat > 1 else None)
         op = ops.get_op(type_name)
         merged = {**self.spec.defaults.get(op.name, {}), **params}
         try:

@@ -33,6 +33,8 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from .limits import MAX_CHANNELS, MAX_SPATIAL
+
 Shape = tuple[int, ...]
 
 
@@ -89,16 +91,18 @@ def _pair(v: Any) -> Any:
 
 def _pair_schema(minimum: int) -> WithJsonSchema:
     # what a spec may write (the stored form is always a tuple)
-    item = {"type": "integer", "minimum": minimum}
+    item = {"type": "integer", "minimum": minimum, "maximum": MAX_SPATIAL}
     return WithJsonSchema({"anyOf": [item, {"type": "array", "items": item, "minItems": 2, "maxItems": 2}],
                            "description": "an int, or [h, w]"})
 
 
 # An int or an [h, w] pair, stored as (h, w).
-Pair = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], BeforeValidator(_pair),
-                 _pair_schema(0)]
-PosPair = Annotated[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], BeforeValidator(_pair),
-                    _pair_schema(1)]
+# Bounded (limits.MAX_SPATIAL) so that no size a spec writes makes later work grow without end.
+_Size = Annotated[int, Field(ge=0, le=MAX_SPATIAL)]
+_PosSize = Annotated[int, Field(ge=1, le=MAX_SPATIAL)]
+Pair = Annotated[tuple[_Size, _Size], BeforeValidator(_pair), _pair_schema(0)]
+PosPair = Annotated[tuple[_PosSize, _PosSize], BeforeValidator(_pair), _pair_schema(1)]
+Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 
 
 class Params(BaseModel):
@@ -230,14 +234,14 @@ PaddingRule = Literal["same", "valid", "tf_same"]
 
 
 class Conv2dParams(Params):
-    out: Annotated[int, Field(ge=1, description="output channels")]
+    out: Annotated[Channels, Field(description="output channels")]
     kernel: Annotated[PosPair, Field(description="kernel size, int or [kh, kw]")]
     stride: Annotated[PosPair, Field(description="stride, int or [sh, sw]")] = (1, 1)
     padding: Annotated[Union[Pair, PaddingRule], Field(
         description="int, [ph, pw], 'same' (symmetric (k-1)//2*dilation, as torchvision), "
                     "'tf_same' (TensorFlow SAME: asymmetric, depends on input size) or 'valid' (0)")] = (0, 0)
     dilation: PosPair = (1, 1)
-    groups: Annotated[Union[int, Literal["depthwise"]], Field(
+    groups: Annotated[Union[Channels, Literal["depthwise"]], Field(
         description="groups, or 'depthwise' for groups = input channels")] = 1
     bias: bool = True
 
@@ -355,7 +359,7 @@ class BatchNorm(Op):
 
 
 class LRNParams(Params):
-    size: Annotated[int, Field(ge=1)]
+    size: Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
     alpha: float = 1e-4
     beta: float = 0.75
     k: float = 1.0
@@ -600,7 +604,7 @@ class DropPath(Op):
 # --------------------------------------------------------------------------- linear
 
 class LinearParams(Params):
-    out: Annotated[int, Field(ge=1)]
+    out: Channels
     bias: bool = True
 
 
@@ -743,8 +747,8 @@ class Mul(Op):
 
 
 class ChunkParams(Params):
-    chunks: Annotated[int, Field(ge=1)] = 2
-    index: Annotated[int, Field(ge=0)] = 0
+    chunks: Channels = 2
+    index: Annotated[int, Field(ge=0, le=MAX_CHANNELS)] = 0
 
 
 @register
@@ -770,7 +774,7 @@ class Chunk(Op):
 
 
 class ShuffleParams(Params):
-    groups: Annotated[int, Field(ge=1)]
+    groups: Channels
 
 
 @register

@@ -26,6 +26,7 @@ from pydantic_core import PydanticUndefined
 
 from . import ops
 from .errors import Issue, SourceLoc, SpecError, did_you_mean
+from .limits import MAX_CHANNELS, MAX_REPEAT
 from .yaml_loader import Locations, format_path, load_yaml, parse_path
 
 Expr = Annotated[str, StringConstraints(pattern=r"\$")]
@@ -47,7 +48,7 @@ class EntryBase(Model):
     name: Optional[Name] = Field(None, description="name of this entry; other entries refer to it by this name")
     inputs: Optional[Union[str, list[str]]] = Field(
         None, description="names of the entries this one reads (default: the previous entry)")
-    repeat: Union[Annotated[int, Field(ge=0)], Expr] = Field(
+    repeat: Union[Annotated[int, Field(ge=0, le=MAX_REPEAT)], Expr] = Field(
         1, description="repeat the entry; only the first repeat keeps its `stride`")
     when: Union[bool, Expr] = Field(True, description="include the entry only if this is true")
 
@@ -236,6 +237,10 @@ def _hint_for(err: dict, path: tuple, data: Any) -> str:
         return err["ctx"]["hint"]
     if kind in ("string_pattern_mismatch",) and path and path[-1] == "name":
         return "names are identifiers: letters, digits and underscores, not starting with a digit"
+    if kind == "less_than_equal":
+        if path and path[-1] == "repeat":
+            return "no network repeats one entry this often (repeats include any depth multiplier or variant)"
+        return "netspec bounds every size a spec controls (netspec/limits.py); a value this large is usually a typo"
     if "int" in kind or "float" in kind:
         return "a number or an expression such as $in * 2"
     return ""
@@ -460,7 +465,7 @@ class Spec(Model):
     doc: str = ""
     reference: str = Field("", description="the implementation this spec reproduces")
     input: InputSpec
-    num_classes: Annotated[int, Field(ge=1, strict=True)] = 1000
+    num_classes: Annotated[int, Field(ge=1, le=MAX_CHANNELS, strict=True)] = 1000
     vars: dict[Name, Any] = Field(default_factory=dict, description="global variables usable as $name")
     defaults: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="default parameters per op or block type")

@@ -101,16 +101,32 @@ def _convert(node: yaml.Node, path: tuple, locs: Locations, constructor: yaml.Sa
     return constructor.construct_object(node, deep=True)
 
 
+def decode_utf8(raw: bytes, file: str) -> str:
+    """UTF-8 text of a spec file (a leading BOM is allowed); an undecodable byte is located."""
+    body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = body[:exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before.rsplit(b"\n", 1)[-1].decode("utf-8")) + 1  # characters, not bytes
+        raise SpecError(Issue(SourceLoc(file, line, col),
+                              f"byte 0x{body[exc.start]:02x} is not valid UTF-8 ({exc.reason})",
+                              "specs are UTF-8 text: re-save the file as UTF-8 "
+                              "(e.g. `iconv -f latin1 -t utf-8 old.yaml > new.yaml`)")) from None
+
+
 def load_yaml(source: str | Path, text: str | None = None) -> tuple[Any, Locations]:
     """Parse a YAML file (or `text`, reported as coming from `source`)."""
     file = str(source)
     if text is None:
         try:
-            text = Path(source).read_text(encoding="utf-8")
+            raw = Path(source).read_bytes()
         except FileNotFoundError:
             raise SpecError(f"no such file: {file}", SourceLoc(file), "check the path") from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             raise SpecError(f"cannot read spec: {exc}", SourceLoc(file)) from None
+        text = decode_utf8(raw, file)
     locs = Locations(file)
     loader = yaml.SafeLoader(text)
     try:

@@ -85,7 +85,9 @@ def bench_graph(G, *, batch: int = 1, threads: Optional[int] = None, warmup: int
     import torch
 
     from ..api import compile
+    from ..limits import check_run_memory
 
+    check_run_memory(G, batch)
     model = compile(G, seed=seed).eval()
     x = torch.randn(batch, *G.graph["input_shape"], generator=torch.Generator().manual_seed(seed))
     previous = torch.get_num_threads()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..analysis import costs
 from ..errors import SourceLoc, SpecError
-from .common import add_spec_args, human, load_graph, output_file, shape_str, table
+from .common import add_spec_args, positive_int, human, load_graph, output_file, shape_str, table
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -25,6 +25,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", help="save the model: .pt/.pth = state dict, .ts = TorchScript (traced), .onnx = ONNX")
     p.add_argument("--force", action="store_true", help="allow --out to replace an existing file")
     p.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    p.add_argument("--max-params", type=positive_int, metavar="N",
+                   help="refuse a model with more parameters + buffers than N (default: NETSPEC_MAX_PARAMS, "
+                        "else half the available memory as float32)")
     return p
 
 
@@ -91,7 +94,7 @@ def run(args) -> int:
     loaded = load_graph(args)
     from ..api import compile
 
-    model = compile(loaded.graph, seed=args.seed)
+    model = compile(loaded.graph, seed=args.seed, max_params=args.max_params)
     s = summary(loaded)
     n_torch = sum(p.numel() for p in model.parameters())
     if n_torch != s["params_with_aux"]:  # the IR and the module must agree; a mismatch is a netspec bug

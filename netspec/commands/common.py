@@ -10,9 +10,9 @@ from pathlib import Path
 import networkx as nx
 
 from ..errors import SourceLoc, SpecError
+from ..api import load
 from ..lower import lower
-from ..scale import apply_scaling
-from ..spec import Spec, load_spec
+from ..spec import Spec
 
 
 def positive_int(text: str) -> int:
@@ -60,9 +60,8 @@ class Loaded:
 
 
 def load_graph(args: argparse.Namespace) -> Loaded:
-    spec = load_spec(args.spec, overrides=args.overrides)
-    spec = apply_scaling(spec, variant=getattr(args, "variant", None), phi=getattr(args, "phi", None),
-                         resolution=getattr(args, "res", None))
+    spec = load(args.spec, overrides=args.overrides, variant=getattr(args, "variant", None),
+                phi=getattr(args, "phi", None), res=getattr(args, "res", None))
     G = lower(spec, aux=not getattr(args, "no_aux", False))
     for n in G.graph["unused"]:
         loc = G.nodes[n]["loc"]
