@@ -57,6 +57,18 @@ _CMPOPS = {
 _NAMED_CONSTANTS = {"true": True, "false": False, "True": True, "False": False, "none": None, "None": None}
 _MAX_MAGNITUDE = 10**15  # no spec needs bigger numbers; this stops 9**9**9 style blow-ups
 _MAX_LENGTH = 10_000     # nor longer strings or lists: 'a' * 10**9 is refused before it is built
+_MAX_SOURCE = 1_000      # characters in one expression: Python's parser recurses per operator
+_MAX_DEPTH = 50          # nesting levels of one expression's syntax tree
+
+
+def _depth(tree: ast.AST) -> int:
+    """Depth of a syntax tree, without recursion."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, d = todo.pop()
+        deepest = max(deepest, d)
+        todo.extend((child, d + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _short(value: Any) -> str:
@@ -74,13 +86,22 @@ def variables(text: str) -> list[str]:
 
 @lru_cache(maxsize=4096)  # the same template expressions are evaluated for every block instance
 def _parse(text: str) -> ast.Expression:
+    if len(text) > _MAX_SOURCE:
+        raise ExprError(f"expression is {len(text):,} characters long (at most {_MAX_SOURCE:,})",
+                        "split it with `vars:`; a spec's arithmetic fits on a line")
     source = VAR.sub(lambda m: _PREFIX + m.group(1), text.strip())
     try:
-        return ast.parse(source, mode="eval")
+        tree = ast.parse(source, mode="eval")
+    except (RecursionError, MemoryError):
+        tree = None
     except SyntaxError:
         raise ExprError(f"cannot parse expression '{text}'",
                         "expressions use $name variables, numbers, + - * / // % **, comparisons, "
                         "and/or/not, 'a if cond else b' and " + ", ".join(sorted(FUNCTIONS))) from None
+    if tree is None or _depth(tree) > _MAX_DEPTH:  # the evaluator recurses once per level
+        raise ExprError(f"expression '{_short(text)}' is nested too deeply (at most {_MAX_DEPTH} levels)",
+                        "split it with `vars:`")
+    return tree
 
 
 def evaluate(text: str, env: Mapping[str, Any]) -> Any:

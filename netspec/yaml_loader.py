@@ -116,6 +116,14 @@ def decode_utf8(raw: bytes, file: str) -> str:
                               "(e.g. `iconv -f latin1 -t utf-8 old.yaml > new.yaml`)")) from None
 
 
+def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> SpecError:
+    before = text[:exc.position]
+    line, col = before.count("\n") + 1, len(before.rsplit("\n", 1)[-1]) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    return SpecError(Issue(SourceLoc(file, line, col), f"character U+{code:04X} is not allowed in YAML",
+                           "remove the control character (the file may not be a text file)"))
+
+
 def load_yaml(source: str | Path, text: str | None = None) -> tuple[Any, Locations]:
     """Parse a YAML file (or `text`, reported as coming from `source`)."""
     file = str(source)
@@ -128,7 +136,10 @@ def load_yaml(source: str | Path, text: str | None = None) -> tuple[Any, Locatio
             raise SpecError(f"cannot read spec: {exc}", SourceLoc(file)) from None
         text = decode_utf8(raw, file)
     locs = Locations(file)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a control character YAML does not allow (NUL, ...)
+        raise _reader_error(exc, text, file) from None
     try:
         root = loader.get_single_node()
         if root is None:
@@ -140,6 +151,8 @@ def load_yaml(source: str | Path, text: str | None = None) -> tuple[Any, Locatio
         problem = exc.problem or exc.context or "invalid YAML"
         raise SpecError(Issue(SourceLoc(file, line, col), f"YAML syntax error: {problem}",
                               "check indentation, colons and brackets near this position")) from None
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(exc, text, file) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", SourceLoc(file)) from None
     except RecursionError:

@@ -169,3 +169,9 @@ def test_named_repeated_blocks_count_once_each(write_spec):
           - blocks: [{type: conv_bn_act, name: c, out: 8, repeat: 3}, {type: relu}]
         """ + HEAD)))
     assert [r.blocks for r in costs.parts(G) if r.scope == "stages.0"] == [4]
+
+
+@pytest.mark.parametrize("text", ["+".join(["$w"] * 5000), "+".join(["$w"] * 120), "-" * 900 + "$w"])
+def test_long_or_deep_expressions_are_refused_not_crashed(text):
+    with pytest.raises(ExprError, match="characters long|nested too deeply|cannot parse"):
+        evaluate(text, {"w": 8})
