@@ -16,7 +16,12 @@ from netspec.cli import main
 from netspec.errors import SpecError
 
 
-def cli(*args, env=None, timeout=30):
+# A hang guard, not a timing claim: a refused spec takes well under a second on a quiet machine (CI); the
+# bound leaves room for a loaded one. docs/robustness.md records measured times.
+HANG = 20
+
+
+def cli(*args, env=None, timeout=60):
     """Run the real CLI in a subprocess: exit code, stderr, wall time."""
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "netspec", *map(str, args)], capture_output=True, text=True,
@@ -47,7 +52,7 @@ def test_huge_repeat_in_a_zoo_stage_is_refused_fast(tmp_path):
     line = text[:first].count("\n") + 1
     for command in ("validate", "analyze", "render", "build"):
         rc, err, seconds = cli(command, path)
-        assert rc == 2 and seconds < 5, (command, rc, err)
+        assert rc == 2 and seconds < HANG, (command, rc, err)
         assert f"{path}:{line}:" in err and "repeat" in err and "1000" in err
 
 
@@ -57,7 +62,7 @@ def test_huge_repeat_in_a_zoo_stage_is_refused_fast(tmp_path):
 ])
 def test_huge_sizes_on_the_command_line_are_refused_before_torch(spec, override, limit):
     rc, err, seconds = cli("build", SPECS / f"{spec}.yaml", "--set", override)
-    assert rc == 2 and seconds < 5 and limit in err and "Traceback" not in err
+    assert rc == 2 and seconds < HANG and limit in err and "Traceback" not in err
     assert "unexpected" not in err
 
 
