@@ -655,6 +655,9 @@ def render(G: nx.DiGraph, *, level: str = "block", expand: tuple = (), annotate:
 
 # --------------------------------------------------------------------------- files
 
+DOT_SECONDS = 120  # layout of the zoo's largest op-level diagram takes about a second
+
+
 def find_dot() -> Optional[str]:
     """Path of the Graphviz `dot` binary, or None."""
     return shutil.which("dot")
@@ -668,7 +671,12 @@ def dot_to(source: str, fmt: str) -> bytes:
                         SourceLoc("<command line>"),
                         "install Graphviz (apt-get install graphviz, brew install graphviz, conda install graphviz), "
                         "or write DOT source with -o FILE.dot")
-    proc = subprocess.run([exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, check=False)
+    try:
+        proc = subprocess.run([exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, check=False,
+                              timeout=DOT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise SpecError(f"Graphviz took more than {DOT_SECONDS} s to lay out this diagram", SourceLoc("<command line>"),
+                        "draw less detail (--level block or stage), or write DOT source with -o FILE.dot") from None
     if proc.returncode != 0:
         raise SpecError(f"dot -T{fmt} failed: {proc.stderr.decode(errors='replace').strip()}",
                         SourceLoc("<command line>"), "this is a netspec bug if the DOT came from netspec render")
