@@ -154,8 +154,11 @@ def _g3(frags, top) -> Guideline:
     worst = sorted(rows, key=lambda f: (-f.parallel, -f.fragments))[:top]
     mean = sum(f.fragments for f in rows) / len(rows)
     most = max(rows, key=lambda f: f.fragments)
+    widest = worst[0]
+    parallel = (f"up to {widest.parallel} parallel branches ({widest.block})" if widest.parallel > 1
+                else "no parallel branches (each block is one chain of ops)")
     verdict = (f"{len(rows)} blocks, {mean:.1f} conv/pool fragments per block on average (max {most.fragments} "
-               f"in {most.block}); up to {worst[0].parallel} parallel branches ({worst[0].block})")
+               f"in {most.block}); {parallel}")
     return Guideline("G3", title, verdict, worst)
 
 
