@@ -650,6 +650,42 @@ def render(G: nx.DiGraph, *, level: str = "block", expand: tuple = (), annotate:
     return to_dot(G, view, direction=direction, annotate=annotate, legend=legend)
 
 
+def render_side_by_side(graphs: list[nx.DiGraph], labels: list[str], rows: list[list[list[str]]], *,
+                        annotate: tuple = ("shapes", "params", "macs")) -> str:
+    """Stage-level diagrams of several networks side by side (`netspec compare --render`): one cluster
+    per network, each reading top to bottom. `rows` are the comparison's aligned rows, each holding
+    every network's stage scopes in that row; the first stage of each network in a row shares a rank,
+    so aligned stages stand level with each other."""
+    dot = graphviz.Digraph(name="compare")
+    title = " vs ".join(labels) + "  —  stage level"
+    dot.attr(rankdir="TB", label=f'<<FONT POINT-SIZE="18">{_esc(title)}</FONT>>', labelloc="t",
+             fontname="Helvetica", newrank="true", nodesep="0.4", ranksep="0.3")
+    dot.attr("node", fontname="Helvetica", fontsize="11", margin="0.08,0.04", height="0.3")
+    dot.attr("edge", fontname="Helvetica", fontsize="9", arrowsize="0.6")
+
+    def nid(i: int, n: str) -> str:
+        return f"net{i}.{n}"
+
+    for i, (G, label) in enumerate(zip(graphs, labels)):
+        view = collapse(G, "stage", (), annotate)
+        sub = graphviz.Digraph(name=f"cluster_net{i}")
+        sub.attr(label=f"{label}\n{costs.total_params(G):,} params · {short(costs.total_macs(G))} MACs",
+                 style="rounded,filled", fillcolor="#fbfbfb", color="#aaaaaa", fontsize="12", labeljust="c")
+        for v in view.nodes:
+            sub.node(nid(i, v.id), label=f"<{v.label}>", **_node_attrs(v))
+        for e in view.edges:
+            sub.edge(nid(i, e.src), nid(i, e.dst), **_edge_attrs(e, annotate))
+        dot.subgraph(sub)
+    for row in [[["input"]] * len(graphs), *rows]:
+        firsts = [nid(i, scopes[0]) for i, scopes in enumerate(row) if scopes]
+        if len(firsts) > 1:
+            with dot.subgraph() as same:
+                same.attr(rank="same")
+                for n in firsts:
+                    same.node(n)
+    return dot.source
+
+
 # --------------------------------------------------------------------------- files
 
 def find_dot() -> Optional[str]:
@@ -689,4 +725,4 @@ def write(source: str, path: Path, *, force: bool = False) -> None:
 
 
 __all__ = ["LEVELS", "ANNOTATIONS", "collapse", "to_dot", "render", "write", "find_dot",
-           "parse_annotate", "receptive_fields", "View", "VNode", "VEdge", "op_kind", "part_of", "edge_role"]
+           "parse_annotate", "receptive_fields", "render_side_by_side", "View", "VNode", "VEdge", "op_kind", "part_of", "edge_role"]

@@ -165,6 +165,6 @@ def _g3(frags, top) -> Guideline:
 def _g4(ew: ElementwiseSummary) -> Guideline:
     title = "G4 element-wise operations are non-negligible"
     e, d = ew.elementwise, ew.buckets["depthwise"]
-    verdict = (f"{e.count} element-wise ops: {e.mem_share:.1%} of mem_access, {e.time_share:.1%} of the time proxy"
+    verdict = (f"{e.count} element-wise op{'' if e.count == 1 else 's'}: {e.mem_share:.1%} of mem_access, {e.time_share:.1%} of the time proxy"
                f" (+{d.count} depthwise convs: {d.mem_share:.1%} / {d.time_share:.1%})")
     return Guideline("G4", title, verdict, ew.worst)
