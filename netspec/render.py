@@ -70,7 +70,6 @@ BLOCK_FILL = "#f7fbff"
 PART_FILL = "#deebf7"
 AUX_FILL = "#f2f2f2"
 MAX_STRIP = 28       # op cells drawn in a block's composition strip
-COLUMNS_OVER = 16    # block-level views with more nodes are laid out one column per part
 LEGEND_ROW = 6       # legend entries per row
 MAX_RUNS = 4         # block runs listed in a stage node
 
@@ -308,18 +307,37 @@ def framing(G: nx.DiGraph, group: str, first: str) -> tuple:
     return tuple(s for s in chain if group.startswith(s + "."))
 
 
+def shortcut_kind(G: nx.DiGraph, add: str, members: list[str]) -> str:
+    """What a block's residual sum adds to its main branch: `identity` (the skip input reaches the add
+    untouched), `projection` (it goes through a conv, e.g. ResNet's 1×1 conv + BN when the shape
+    changes) or the ops it goes through (`maxpool`). The skip is the add's shallowest input."""
+    depth = depths(G)
+    skip = min(G.nodes[add]["inputs"], key=lambda u: depth[u])
+    inside, path, todo = set(members), [], [skip]
+    while todo:  # the skip path inside the block, back to where it leaves the block input
+        u = todo.pop()
+        if u in inside and u not in path:
+            path.append(u)
+            todo.extend(G.nodes[u]["inputs"])
+    if any(G.nodes[u]["kind"] == "conv" for u in path):
+        return "projection"
+    ops_ = [G.nodes[u]["op"] for u in reversed(path) if G.nodes[u]["kind"] not in ("norm", "regularizer")]
+    return " + ".join(dict.fromkeys(ops_)) if ops_ else "identity"
+
+
 def block_node(ctx: Ctx, scope: str, members: list[str]) -> VNode:
     G = ctx.G
     info = G.graph["scopes"][scope]
     kinds = [op_kind(G, n) for n in members]
     # a sum computed directly in the block body is the block's residual join
-    residual = any(G.nodes[n]["op"] == "add" and G.nodes[n]["scope"] == scope for n in members)
+    adds = [n for n in members if G.nodes[n]["op"] == "add" and G.nodes[n]["scope"] == scope]
+    residual = bool(adds)
     concat = [n for n in members if G.nodes[n]["op"] == "concat" and G.nodes[n]["scope"] == scope]
     lines = _wrap(_block_params(info["params"]))
     if concat:
         lines.append(f"concat of {len(G.nodes[concat[-1]]['inputs'])} branches")
     if residual:
-        lines.append("+ residual")
+        lines.append(f"+ {shortcut_kind(G, adds[-1], members)} shortcut")
     if any(G.nodes[n]["op"] == "channel_shuffle" and G.nodes[n]["scope"] == scope for n in members):
         lines.append("channel shuffle")
     lines += ctx.stats(members)
@@ -581,19 +599,12 @@ def _edge_attrs(e: VEdge, annotate: tuple) -> dict:
     return a
 
 
-def column_heads(view: View) -> dict[str, str]:
-    """The first drawn node of each main part (stem, stages, head) that is framed as a cluster."""
-    heads: dict[str, str] = {}
-    for v in view.nodes:
-        if v.clusters and not v.aux:
-            heads.setdefault(v.clusters[0], v.id)
-    return heads
-
-
 def to_dot(G: nx.DiGraph, view: View, *, direction: str = "TB", annotate: tuple = ("shapes",),
-           legend: bool = True, columns: Optional[bool] = None) -> str:
-    """DOT for a view. `columns` lays each stem/stage/head side by side (default: for long block-level
-    views drawn top to bottom, where one column of 50+ blocks would be a long scroll)."""
+           legend: bool = True) -> str:
+    """DOT for a view. The flow reads in one direction (`TB`: top to bottom): each part below the one
+    it follows, parallel branches side by side, aux heads beside the point they leave from. Every
+    edge but the aux ones constrains the ranks, so none points back up the page (tests/test_render.py
+    checks this on dot's own layout for every zoo spec); a long network makes a tall diagram."""
     if direction not in ("TB", "LR"):
         raise SpecError(f"unknown --direction '{direction}'", SourceLoc("<command line>"), "use TB or LR")
     dot = graphviz.Digraph(name=G.graph["name"])
@@ -623,34 +634,56 @@ def to_dot(G: nx.DiGraph, view: View, *, direction: str = "TB", annotate: tuple 
             graph.subgraph(sub)
 
     fill(dot, None)
-    if columns is None:
-        columns = view.level == "block" and direction == "TB" and len(view.nodes) > COLUMNS_OVER
-    heads = column_heads(view) if columns else {}
-    if heads:
-        # each part is a column: their first nodes share the top rank, and the edges from one
-        # part to the next do not push the next part below the previous one
-        with dot.subgraph() as top:
-            top.attr(rank="same")
-            for n in heads.values():
-                top.node(n)
-    part = {v.id: (v.clusters[0] if v.clusters else v.id) for v in view.nodes}
     for e in view.edges:
-        attrs = _edge_attrs(e, annotate)
-        if heads and part[e.src] != part[e.dst] and part[e.dst] in heads:
-            attrs.update(constraint="false", weight="0")
-        dot.edge(e.src, e.dst, **attrs)
+        dot.edge(e.src, e.dst, **_edge_attrs(e, annotate))
     return dot.source
 
 
 def render(G: nx.DiGraph, *, level: str = "block", expand: tuple = (), annotate: tuple = ("shapes",),
-           direction: str = "TB", legend: bool = True, columns: Optional[bool] = None) -> str:
+           direction: str = "TB", legend: bool = True) -> str:
     """The DOT source of a diagram of `G` (pure; no files, no `dot`). The network level is an
     overview, so its nodes always carry their params and MACs."""
     if level == "network":
         annotate = tuple(dict.fromkeys((*annotate, "params", "macs")))
     rf = receptive_fields(G) if "rf" in annotate else None
     view = collapse(G, level, expand, annotate, rf)
-    return to_dot(G, view, direction=direction, annotate=annotate, legend=legend, columns=columns)
+    return to_dot(G, view, direction=direction, annotate=annotate, legend=legend)
+
+
+def render_side_by_side(graphs: list[nx.DiGraph], labels: list[str], rows: list[list[list[str]]], *,
+                        annotate: tuple = ("shapes", "params", "macs")) -> str:
+    """Stage-level diagrams of several networks side by side (`netspec compare --render`): one cluster
+    per network, each reading top to bottom. `rows` are the comparison's aligned rows, each holding
+    every network's stage scopes in that row; the first stage of each network in a row shares a rank,
+    so aligned stages stand level with each other."""
+    dot = graphviz.Digraph(name="compare")
+    title = " vs ".join(labels) + "  —  stage level"
+    dot.attr(rankdir="TB", label=f'<<FONT POINT-SIZE="18">{_esc(title)}</FONT>>', labelloc="t",
+             fontname="Helvetica", newrank="true", nodesep="0.4", ranksep="0.3")
+    dot.attr("node", fontname="Helvetica", fontsize="11", margin="0.08,0.04", height="0.3")
+    dot.attr("edge", fontname="Helvetica", fontsize="9", arrowsize="0.6")
+
+    def nid(i: int, n: str) -> str:
+        return f"net{i}.{n}"
+
+    for i, (G, label) in enumerate(zip(graphs, labels)):
+        view = collapse(G, "stage", (), annotate)
+        sub = graphviz.Digraph(name=f"cluster_net{i}")
+        sub.attr(label=f"{label}\n{costs.total_params(G):,} params · {short(costs.total_macs(G))} MACs",
+                 style="rounded,filled", fillcolor="#fbfbfb", color="#aaaaaa", fontsize="12", labeljust="c")
+        for v in view.nodes:
+            sub.node(nid(i, v.id), label=f"<{v.label}>", **_node_attrs(v))
+        for e in view.edges:
+            sub.edge(nid(i, e.src), nid(i, e.dst), **_edge_attrs(e, annotate))
+        dot.subgraph(sub)
+    for row in [[["input"]] * len(graphs), *rows]:
+        firsts = [nid(i, scopes[0]) for i, scopes in enumerate(row) if scopes]
+        if len(firsts) > 1:
+            with dot.subgraph() as same:
+                same.attr(rank="same")
+                for n in firsts:
+                    same.node(n)
+    return dot.source
 
 
 # --------------------------------------------------------------------------- files
@@ -700,4 +733,4 @@ def write(source: str, path: Path, *, force: bool = False) -> None:
 
 
 __all__ = ["LEVELS", "ANNOTATIONS", "collapse", "to_dot", "render", "write", "find_dot",
-           "parse_annotate", "receptive_fields", "View", "VNode", "VEdge", "op_kind", "part_of", "edge_role"]
+           "parse_annotate", "receptive_fields", "render_side_by_side", "View", "VNode", "VEdge", "op_kind", "part_of", "edge_role"]

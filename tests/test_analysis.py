@@ -417,6 +417,11 @@ def test_g2_group_penalty():
     assert "10 group convs (g = 8)" in audit.g2.verdict
 
 
+def test_g3_verdict_counts_parallel_branches_in_plain_words():
+    g3 = analyze(lower(load_spec(SPECS / "googlenet.yaml"))).guidelines.g3
+    assert "up to 4 parallel branches (stages.inception3.blocks.inception3a)" in g3.verdict
+
+
 def test_guideline_verdicts_name_the_worst_offenders():
     r = analyze(lower(load_spec(SPECS / "mobilenet_v2.yaml")))
     g = r.guidelines
@@ -424,6 +429,7 @@ def test_guideline_verdicts_name_the_worst_offenders():
     assert g.g1.worst[0].ratio == "1:6"
     assert "no group convs" in g.g2.verdict
     assert g.g3.worst[0].fragments == 3 and g.g3.worst[0].parallel == 1
+    assert "no parallel branches" in g.g3.verdict and "up to 1 " not in g.g3.verdict
     assert "17 depthwise convs" in g.g4.verdict
 
 

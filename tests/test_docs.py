@@ -40,3 +40,14 @@ def test_reference_page_is_generated_from_the_code():
 
     committed = (ROOT / "docs" / "reference.md").read_text()
     assert committed == gen_reference.render(), "docs/reference.md is stale: run python tools/gen_reference.py"
+
+
+def test_compare_page_shows_what_the_commands_print():
+    """docs/compare.md pastes real `netspec compare` output; refresh it with tools/refresh_console.py."""
+    import refresh_console
+
+    page = ROOT / "docs" / "compare.md"
+    text = page.read_text()
+    assert len(refresh_console.BLOCK.findall(text)) >= 4
+    assert refresh_console.refresh(text) == text, \
+        "docs/compare.md is stale: run python tools/refresh_console.py docs/compare.md"

@@ -39,6 +39,8 @@ def test_cli_validate_and_schema_without_torch(tmp_path):
         from netspec.cli import main
         assert main(['validate', {str(SPECS / 'mobilenet_v2.yaml')!r}]) == 0
         assert main(['schema', '--out', {str(tmp_path / 's.json')!r}]) == 0
+        assert main(['compare', {str(SPECS / 'mobilenet_v1.yaml')!r}, {str(SPECS / 'mobilenet_v2.yaml')!r},
+                     '--render', {str(tmp_path / 'c.dot')!r}]) == 0
         assert 'torch' not in sys.modules
     """, tmp_path)
     assert proc.returncode == 0, proc.stderr

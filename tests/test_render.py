@@ -1,6 +1,7 @@
 """`netspec render`: the structure of the DOT it writes, per level, and the files it makes."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -107,8 +108,8 @@ def test_block_level_groups_and_labels(G):
     assert set(nodes) == {"input", "stem.conv", "stages.0.blocks.b1", "stages.0.blocks.b2", "stages.1.blocks.f1",
                           "head.pool", "head.fc", "aux.aux1.pool", "aux.aux1.fc"}
     b1, b2, f1 = nodes["stages.0.blocks.b1"], nodes["stages.0.blocks.b2"], nodes["stages.1.blocks.f1"]
-    assert "<B>mbconv  b1</B>" in b1 and "k3 · e2 · relu6 · out 8" in b1 and "+ residual" in b1
-    assert "k3 · s2 · e2" in b2 and "+ residual" not in b2
+    assert "<B>mbconv  b1</B>" in b1 and "k3 · e2 · relu6 · out 8" in b1 and "+ identity shortcut" in b1
+    assert "k3 · s2 · e2" in b2 and "shortcut" not in b2
     assert "squeeze 4 · e1 8 · e3 8" in f1 and "concat of 2 branches" in f1
     # the residual block is outlined in the residual colour; its anatomy strip has one cell per op (9)
     assert 'color="#d62728"' in b1 and b1.count("<TD BGCOLOR=") == 9
@@ -221,7 +222,49 @@ def test_efficientnet_b7_stays_readable_at_stage_and_block_level():
     dot = R.render(G, level="block")
     blocks = sum(1 for s in G.graph["scopes"].values() if s["kind"] == "block" and s["parent"].endswith(".blocks"))
     assert len(parse(dot)[0]) < 80 and blocks >= 55
-    assert "rank=same" in dot  # long block views are laid out one column per stage
+    assert "rank=same" not in dot  # one column top to bottom, however long
+
+
+def _layout(dot_source: str) -> tuple[dict, list]:
+    """Graphviz's own layout (`dot -Tjson`): node centres {name: (x, y)} (y grows up the page) and
+    the edges as (tail, head)."""
+    out = json.loads(subprocess.run(["dot", "-Tjson"], input=dot_source.encode(), capture_output=True,
+                                    check=True).stdout)
+    objects = out.get("objects", [])
+    pos = {o["name"]: tuple(float(c) for c in o["pos"].split(",")) for o in objects if "pos" in o}
+    names = {o["_gvid"]: o["name"] for o in objects}
+    return pos, [(names[e["tail"]], names[e["head"]]) for e in out.get("edges", [])]
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
+@pytest.mark.parametrize("level", ["stage", "block"])
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_diagrams_read_top_to_bottom(path, level):
+    """Every edge but an aux head's points down the page in dot's layout, and aux heads sit beside
+    the trunk (above its last node), not below the network."""
+    G = lower(load_spec(path))
+    view = R.collapse(G, level)
+    pos, edges = _layout(R.to_dot(G, view))
+    roles = {(e.src, e.dst): e.role for e in view.edges}
+    assert sorted(edges) == sorted(roles)
+    up = [(u, v) for u, v in edges if roles[(u, v)] != "aux" and pos[u][1] <= pos[v][1]]
+    assert not up, f"{path.name} {level}: edges pointing up or sideways: {up[:5]}"
+    aux = [v.id for v in view.nodes if v.aux]
+    if aux:
+        bottom = min(pos[v.id][1] for v in view.nodes if not v.aux)
+        assert all(pos[a][1] > bottom for a in aux), f"{path.name} {level}: an aux head below the network"
+
+
+def test_flow_is_top_to_bottom_in_a_long_inception_network():
+    """GoogLeNet's stage clusters used to stand side by side with edges running back up the page."""
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz `dot` not installed")
+    G = lower(load_spec(SPECS / "googlenet.yaml"))
+    pos, _ = _layout(R.render(G, level="block"))
+    trunk = ["input", "stem.conv1", "stages.inception3.blocks.inception3a", "stages.inception4.blocks.inception4e",
+             "stages.inception5.blocks.inception5b", "head.fc"]
+    ys = [pos[n][1] for n in trunk]
+    assert ys == sorted(ys, reverse=True)
 
 
 def _load_variant(path, variant):
@@ -312,3 +355,54 @@ def test_network_level_resolution_path_ignores_aux_heads_inside_stages():
     G = netspec.lower(netspec.load(SPECS / "inception_v3.yaml"))
     dot_source = render_dot(G, level="network")
     assert "resolution 35 → 17 → 8" in dot_source
+
+
+RESNETISH = """
+name: resnetish
+input: {channels: 3, size: 16}
+num_classes: 10
+blocks:
+  basic:
+    doc: ResNet basic block; a 1x1 conv + BN projection when the shape changes, else an identity.
+    params:
+      out: {type: int}
+      stride: {type: int, default: 1}
+    vars:
+      project: $stride != 1 or $in != $out
+    body:
+      - {type: conv_bn_act, name: conv1, out: $out, kernel: 3, stride: $stride}
+      - {type: conv_bn_act, name: conv2, out: $out, kernel: 3, act: none}
+      - {type: conv_bn_act, name: down, inputs: input, out: $out, kernel: 1, stride: $stride, act: none,
+         when: $project}
+      - {type: add, name: add, inputs: [conv2, "'down' if $project else 'input'"]}
+      - {type: relu, name: relu}
+  pooled:
+    doc: a shortcut through a max-pool, no conv
+    body:
+      - {type: conv_bn_act, name: conv, out: $in, kernel: 3, stride: 2}
+      - {type: maxpool, name: pool, inputs: input, kernel: 2, stride: 2}
+      - {type: add, name: add, inputs: [conv, pool]}
+stem:
+  - {type: conv_bn_act, name: conv, out: 8, kernel: 3}
+stages:
+  - blocks:
+      - {type: basic, name: same, out: 8}
+      - {type: basic, name: down, out: 16, stride: 2}
+      - {type: pooled, name: pooled}
+head:
+  - {type: global_avgpool, name: pool, keepdim: false}
+  - {type: linear, name: fc, out: $num_classes}
+"""
+
+
+def test_residual_blocks_say_which_shortcut(tmp_path):
+    """An identity shortcut and a projection shortcut (the add's other input goes through a conv)
+    read differently; a shortcut through other ops names them."""
+    path = tmp_path / "resnetish.yaml"
+    path.write_text(RESNETISH)
+    nodes, _, _ = parse(R.render(lower(load_spec(path)), level="block"))
+    same, down, pooled = (nodes[f"stages.0.blocks.{b}"] for b in ("same", "down", "pooled"))
+    assert "+ identity shortcut" in same and "projection" not in same
+    assert "+ projection shortcut" in down and "identity" not in down
+    assert "+ maxpool shortcut" in pooled
+    assert all('color="#d62728"' in n for n in (same, down, pooled))  # all three are residual blocks

@@ -81,6 +81,11 @@ class GuidelineAudit:
         return [self.g1, self.g2, self.g3, self.g4]
 
 
+def count(n: int, noun: str, plural: str = "") -> str:
+    """`1 block`, `2 blocks`: verdicts read as sentences."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def ratio_str(c1: int, c2: int) -> str:
     return f"1:{c2 / c1:.3g}" if c2 >= c1 else f"{c1 / c2:.3g}:1"
 
@@ -127,7 +132,7 @@ def _g1(G, top) -> Guideline:
     unequal = [r for r in pw if max(r.c1, r.c2) > 2 * min(r.c1, r.c2)]
     excess = sum(r.excess for r in pw) / sum(r.lower_bound for r in pw)
     w = worst[0]
-    verdict = (f"{len(pw)} dense 1×1 convs, {len(unequal)} with c1:c2 beyond 1:2; together "
+    verdict = (f"{count(len(pw), 'dense 1×1 conv')}, {len(unequal)} with c1:c2 beyond 1:2; together "
                f"{excess:.1%} above the equal-width bound; worst {w.node} ({w.ratio}, +{w.excess_ratio:.0%})")
     return Guideline("G1", title, verdict, worst)
 
@@ -140,7 +145,7 @@ def _g2(G, total_mem, top) -> Guideline:
     worst = sorted(gc, key=lambda r: -r.penalty)[:top]
     penalty = sum(r.penalty for r in gc)
     groups = sorted({r.groups for r in gc})
-    verdict = (f"{len(gc)} group convs (g = {', '.join(map(str, groups))}) cost {penalty:,} extra elements, "
+    verdict = (f"{count(len(gc), 'group conv')} (g = {', '.join(map(str, groups))}) cost {penalty:,} extra elements, "
                f"{penalty / total_mem:.1%} of the network's mem_access; worst {worst[0].node} "
                f"(g={worst[0].groups}, +{worst[0].penalty:,})")
     return Guideline("G2", title, verdict, worst)
@@ -154,14 +159,17 @@ def _g3(frags, top) -> Guideline:
     worst = sorted(rows, key=lambda f: (-f.parallel, -f.fragments))[:top]
     mean = sum(f.fragments for f in rows) / len(rows)
     most = max(rows, key=lambda f: f.fragments)
-    verdict = (f"{len(rows)} blocks, {mean:.1f} conv/pool fragments per block on average (max {most.fragments} "
-               f"in {most.block}); up to {worst[0].parallel} parallel branches ({worst[0].block})")
+    widest = worst[0]
+    parallel = (f"up to {widest.parallel} parallel branches ({widest.block})" if widest.parallel > 1
+                else "no parallel branches (each block is one chain of ops)")
+    verdict = (f"{count(len(rows), 'block')}, {mean:.1f} conv/pool fragments per block on average (max {most.fragments} "
+               f"in {most.block}); {parallel}")
     return Guideline("G3", title, verdict, worst)
 
 
 def _g4(ew: ElementwiseSummary) -> Guideline:
     title = "G4 element-wise operations are non-negligible"
     e, d = ew.elementwise, ew.buckets["depthwise"]
-    verdict = (f"{e.count} element-wise ops: {e.mem_share:.1%} of mem_access, {e.time_share:.1%} of the time proxy"
-               f" (+{d.count} depthwise convs: {d.mem_share:.1%} / {d.time_share:.1%})")
+    verdict = (f"{count(e.count, 'element-wise op')}: {e.mem_share:.1%} of mem_access, {e.time_share:.1%} of the "
+               f"time proxy (+{count(d.count, 'depthwise conv')}: {d.mem_share:.1%} / {d.time_share:.1%})")
     return Guideline("G4", title, verdict, ew.worst)

@@ -88,6 +88,7 @@ class GroupReport:
     aux: bool
     costs: Costs
     rf: RF
+    scope: str = ""   # the block / stage scope it sums (node names and fragmentation refer to it)
 
 
 @dataclass
@@ -144,13 +145,13 @@ def node_costs(G: nx.DiGraph, n: str, batch: int, profile: str) -> Costs:
                  batch * costs.node_full_macs(G, n), costs.node_mem_access(G, n, batch), profile)
 
 
-def _group(G, name, level, type_, members, node_reports, rfs) -> GroupReport:
+def _group(G, name, level, type_, members, node_reports, rfs, scope="") -> GroupReport:
     total = Costs(profile=node_reports[members[0]].costs.profile)
     for n in members:
         total += node_reports[n].costs
     last = members[-1]
     return GroupReport(name, level, type_, len(members), G.nodes[last]["shape"], bool(G.nodes[last]["aux"]),
-                       total, rfs[last])
+                       total, rfs[last], scope)
 
 
 def analyze(G: nx.DiGraph, batch: int = 1, dtype_bytes: int = 4, profile: str = "reference",
@@ -174,9 +175,9 @@ def analyze(G: nx.DiGraph, batch: int = 1, dtype_bytes: int = 4, profile: str = 
         blocks.setdefault(block_of(G, n), []).append(n)
         stages.setdefault(stage_of(G, n), []).append(n)
     scopes = G.graph["scopes"]
-    block_rows = [_group(G, b, "block", scopes[b]["type"] if b in scopes else G.nodes[b]["op"], ms, nodes, rfs)
+    block_rows = [_group(G, b, "block", scopes[b]["type"] if b in scopes else G.nodes[b]["op"], ms, nodes, rfs, b)
                   for b, ms in blocks.items()]
-    stage_rows = [_group(G, stage_label(G, s), "stage", scopes.get(s, {}).get("kind", s), stages[s], nodes, rfs)
+    stage_rows = [_group(G, stage_label(G, s), "stage", scopes.get(s, {}).get("kind", s), stages[s], nodes, rfs, s)
                   for s in stage_order(G) if s in stages]
     inference = [n for n in every if not nodes[n].aux]
     network = _group(G, G.graph["name"], "network", "network", inference, nodes, rfs)
