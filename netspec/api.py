@@ -1,6 +1,7 @@
 """The Python API: the pipeline as plain functions, each of the previous stage's output.
 
     spec  = load("specs/mobilenet_v2.yaml")          # YAML -> validated Spec
+    spec  = load("specs/vgg.yaml", variant="A-LRN")  # ... a named variant (also phi=, res=, as the CLI)
     graph = lower(spec)                              # Spec -> graph IR with shapes
     model = compile(graph)                           # graph IR -> torch.nn.Module (imports torch)
 """
@@ -11,12 +12,19 @@ from pathlib import Path
 import networkx as nx
 
 from .lower import lower
+from .scale import apply_scaling
 from .spec import Spec, load_spec
 
 
-def load(source: str | Path, *, overrides: list[str] | None = None) -> Spec:
-    """Read, validate (and, with overrides `path=value`, patch) a spec."""
-    return load_spec(source, overrides=overrides)
+def load(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
+         phi: float | None = None, res: int | None = None) -> Spec:
+    """Read, validate (and, with overrides `path=value`, patch) a spec, then apply its scaling.
+
+    `variant`, `phi` and `res` are the CLI's `--variant`, `--phi` and `--res`: a named preset of the
+    spec's `variants:` table, a compound-scaling coefficient, an input resolution (wins over both).
+    Without them the spec's own `scaling:` policy still applies (identity unless the spec sets one).
+    """
+    return apply_scaling(load_spec(source, overrides=overrides), variant=variant, phi=phi, resolution=res)
 
 
 def compile(graph: nx.DiGraph, *, seed: int | None = 0):
@@ -28,9 +36,11 @@ def compile(graph: nx.DiGraph, *, seed: int | None = 0):
     return compile_graph(graph, seed=seed)
 
 
-def build(source: str | Path, *, overrides: list[str] | None = None, aux: bool = True, seed: int | None = 0):
-    """load → lower → compile in one call."""
-    return compile(lower(load(source, overrides=overrides), aux=aux), seed=seed)
+def build(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
+          phi: float | None = None, res: int | None = None, aux: bool = True, seed: int | None = 0):
+    """load → lower → compile in one call (the keyword arguments as in `load`)."""
+    spec = load(source, overrides=overrides, variant=variant, phi=phi, res=res)
+    return compile(lower(spec, aux=aux), seed=seed)
 
 
 __all__ = ["load", "lower", "compile", "build"]

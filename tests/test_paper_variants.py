@@ -1,0 +1,69 @@
+"""Paper-faithful networks and variants reproduce their papers' tables (issue 12).
+
+Every figure is either in figures.json (exact counts) or a paper's printed number, which is
+checked within the paper's own rounding (the digits it prints).
+"""
+from __future__ import annotations
+
+import pytest
+
+import netspec
+from conftest import SPECS
+from netspec.analysis import costs
+
+
+def graph(spec: str, variant: str | None = None, **kwargs):
+    return netspec.lower(netspec.load(SPECS / f"{spec}.yaml", variant=variant, **kwargs))
+
+
+def ops_of(G, op: str) -> list[str]:
+    return [n for n, d in G.nodes(data=True) if d["op"] == op]
+
+
+# --------------------------------------------------------------------------- VGG (Simonyan & Zisserman 2014)
+
+# Table 2 prints 133, 133, 133, 134, 138, 144 million parameters for A, A-LRN, B, C, D, E
+VGG_PAPER_MILLIONS = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
+VGG_TORCHVISION = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
+
+
+@pytest.mark.parametrize("variant", VGG_PAPER_MILLIONS)
+def test_vgg_configurations_have_the_papers_parameters(variant, figures):
+    G = graph("vgg", variant)
+    params = costs.total_params(G)
+    assert params == figures["other"]["vgg_" + variant.replace("-", "_")]["params"]
+    assert round(params / 1e6) == VGG_PAPER_MILLIONS[variant]
+
+
+@pytest.mark.parametrize("letter, name", VGG_TORCHVISION.items())
+def test_vgg_letters_and_batchnorm_forms_are_torchvisions(letter, name, figures):
+    for variant, tv in ((letter, name), (letter + "-BN", name + "_bn"), (name, name), (name + "_bn", name + "_bn")):
+        G = graph("vgg", variant)
+        ref = figures["torchvision"].get(tv) or figures["other"][tv]  # vgg13_bn: params only
+        got = {"params": costs.total_params(G), "buffers": costs.total_buffers(G), "macs": costs.total_macs(G)}
+        assert {k: got[k] for k in ref if k in got} == {k: ref[k] for k in got if k in ref}, variant
+
+
+def test_vgg_a_lrn_normalises_after_the_first_conv():
+    G = graph("vgg", "A-LRN")
+    (lrn,) = ops_of(G, "lrn")
+    relu = G.nodes[lrn]["inputs"][0]
+    conv = G.nodes[relu]["inputs"][0]
+    assert G.nodes[conv]["op"] == "conv2d" and G.nodes[G.nodes[conv]["inputs"][0]]["op"] == "input"
+    # the paper's alpha 1e-4 (AlexNet's convention); PyTorch divides alpha by the size (5)
+    assert G.nodes[lrn]["attrs"] == {"size": 5, "alpha": 5e-4, "beta": 0.75, "k": 2.0}
+    assert costs.total_macs(G) == costs.total_macs(graph("vgg", "A"))  # LRN is not a conv or linear
+
+
+def test_vgg_c_closes_blocks_3_to_5_with_a_1x1_conv():
+    G = graph("vgg", "C")
+    kernels = {}
+    for n in ops_of(G, "conv2d"):
+        kernels.setdefault(G.nodes[n]["stage"], []).append(G.nodes[n]["attrs"]["kernel"][0])
+    assert list(kernels.values()) == [[3, 3], [3, 3], [3, 3, 1], [3, 3, 1], [3, 3, 1]]
+
+
+def test_vgg_unknown_variant_is_a_located_error():
+    with pytest.raises(netspec.SpecError) as err:
+        graph("vgg", "F")
+    assert "unknown variant 'F'" in str(err.value) and "vgg.yaml:" in str(err.value)
