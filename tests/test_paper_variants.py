@@ -67,3 +67,39 @@ def test_vgg_unknown_variant_is_a_located_error():
     with pytest.raises(netspec.SpecError) as err:
         graph("vgg", "F")
     assert "unknown variant 'F'" in str(err.value) and "vgg.yaml:" in str(err.value)
+
+
+# --------------------------------------------------------------------------- ShuffleNet v1 (Zhang et al. 2017)
+
+def conv_macs(G) -> int:
+    return sum(costs.node_macs(G, n) for n in costs.nodes(G) if G.nodes[n]["op"] == "conv2d")
+
+
+@pytest.mark.parametrize("g, paper_mflops", [(1, 143), (2, 140), (3, 137), (4, 133), (8, 137)])
+def test_shufflenet_v1_table_1_complexity(g, paper_mflops):
+    """Table 1's complexity at 1.0x is the convolutions' MACs without the classifier, rounded
+    (with the 1000-way linear layer g = 2, 4, 8 would round to 141, 134, 138)."""
+    G = graph("shufflenet_v1", f"g{g}_1.0x")
+    assert round(conv_macs(G) / 1e6) == paper_mflops
+    assert costs.parts(G)[1].output_shape[0] == {1: 144, 2: 200, 3: 240, 4: 272, 8: 384}[g]
+
+
+# megvii-model/ShuffleNet-Series ShuffleNetV1/README.md: FLOPs of the released models
+MEGVII_MFLOPS = {"g3_2.0x": 524, "g8_2.0x": 522, "g3_1.5x": 292, "g8_1.5x": 290, "g3_1.0x": 138,
+                 "g8_1.0x": 138, "g3_0.5x": 38, "g8_0.5x": 40}
+
+
+@pytest.mark.parametrize("variant", MEGVII_MFLOPS)
+def test_shufflenet_v1_released_models_are_megviis(variant, figures):
+    G = graph("shufflenet_v1", variant)
+    assert costs.total_params(G) == figures["other"][f"shufflenet_v1_{variant}"]["params"]
+    # the README counts the classifier too: conv + linear MACs, within 1 M (its 1.0x g3 138 M is 137.46 M)
+    assert abs(costs.total_macs(G) / 1e6 - MEGVII_MFLOPS[variant]) < 1
+
+
+def test_shufflenet_v1_every_width_builds_with_divisible_groups():
+    for g in (1, 2, 3, 4, 8):
+        for s in ("0.25", "0.5", "1.0", "1.5", "2.0"):
+            G = graph("shufflenet_v1", f"g{g}_{s}x")  # a width the groups do not divide would raise
+            stem, c2, c3, c4 = [p.output_shape[0] for p in costs.parts(G)][:4]
+            assert (c3, c4) == (2 * c2, 4 * c2) and c2 % (4 * g) == 0 and (c2 - stem) % g == 0

@@ -204,11 +204,12 @@ SHUFFLENET_V1 = {"g3_0.5x": (3, 12, 120, 240, 480), "g3_1.5x": (3, 24, 360, 720,
 
 
 @pytest.mark.parametrize("key", SHUFFLENET_V1)
-def test_shufflenet_v1_family_by_overrides(key, figures):
+def test_shufflenet_v1_family_variants(key, figures, graphs):
     g, stem, c2, c3, c4 = SHUFFLENET_V1[key]
-    sets = [f"vars.g={g}", f"vars.stem={stem}", f"vars.c2={c2}", f"vars.c3={c3}", f"vars.c4={c4}"]
-    G = netspec.lower(netspec.load(SPECS / "shufflenet_v1.yaml", overrides=sets))
+    G = graphs("shufflenet_v1", key)
     assert costs.total_params(G) == figures["other"][f"shufflenet_v1_{key}"]["params"]
+    widths = [p.output_shape[0] for p in costs.parts(G)][:4]
+    assert widths == [stem, c2, c3, c4]
     # g = 1 has nothing to shuffle
     assert any(d["op"] == "channel_shuffle" for _, d in G.nodes(data=True)) == (g > 1)
 
