@@ -9,7 +9,7 @@ import pytest
 
 import netspec
 from conftest import SPECS
-from netspec.analysis import costs
+from netspec.analysis import connections, costs
 
 
 def graph(spec: str, variant: str | None = None, **kwargs):
@@ -18,6 +18,83 @@ def graph(spec: str, variant: str | None = None, **kwargs):
 
 def ops_of(G, op: str) -> list[str]:
     return [n for n, d in G.nodes(data=True) if d["op"] == op]
+
+
+# --------------------------------------------------------------------------- LeNet-5 (LeCun et al. 1998)
+
+# Section II-B: trainable parameters and connections of each layer
+LENET5_1998 = {  # stage / head entry: (parameters, connections)
+    "c1": (156, 122_304), "s2": (12, 5_880), "c3": (1_516, 151_600), "s4": (32, 2_000),
+    "c5": (48_120, 48_120), "f6": (10_164, 10_164),
+}
+
+
+def test_lenet5_1998_parameters_and_connections_per_layer(figures):
+    G = graph("lenet5_1998")
+    per_node = connections.connections(G)
+    got = {}
+    for n, d in G.nodes(data=True):
+        layer = (n.split(".") + [""])[1]  # stages.<name>.blocks.* or head.<name> (and the input)
+        if layer in LENET5_1998:
+            p, c = got.get(layer, (0, 0))
+            got[layer] = (p + costs.node_params(G, n), c + per_node.get(n, 0))
+    assert got == LENET5_1998
+    assert costs.total_params(G) == 60_000 == figures["other"]["lenet5_1998"]["params"]
+    # the RBF output layer: 84 x 10 fixed codes (a buffer, not trained), 840 connections
+    assert G.nodes["head.output"]["buffers"] == {"centers": (10, 84)} and not G.nodes["head.output"]["weights"]
+    assert per_node["head.output"] == 840
+    assert connections.total_connections(G) == sum(c for _, c in LENET5_1998.values()) + 840
+
+
+def test_lenet5_1998_layers_are_the_papers():
+    G = graph("lenet5_1998")
+    shapes = {p.name: tuple(p.output_shape) for p in costs.parts(G)}
+    assert shapes == {"c1": (6, 28, 28), "s2": (6, 14, 14), "c3": (16, 10, 10), "s4": (16, 5, 5),
+                      "c5": (120, 1, 1), "head": (10,)}
+    squash = [G.nodes[n]["attrs"] for n in ops_of(G, "scaled_tanh")]
+    assert squash == [{"amplitude": 1.7159, "slope": 2 / 3}] * 6  # after C1, S2, C3, S4, C5, F6
+    table = G.nodes["stages.c3.blocks.conv"]["attrs"]["table"]
+    assert [len(m) for m in table] == [3] * 6 + [4] * 9 + [6]
+    # Table I: the first six maps read contiguous triples, the next six contiguous quadruples (mod 6)
+    assert [sorted(m) for m in table[:12]] == [sorted((i + j) % 6 for j in range(k))
+                                               for k in (3, 4) for i in range(6)]
+
+
+def test_lenet5_1998_builds_and_trains():
+    torch = pytest.importorskip("torch")
+    model = netspec.build(SPECS / "lenet5_1998.yaml")
+    assert sum(p.numel() for p in model.parameters()) == 60_000
+    x = torch.randn(4, 1, 32, 32)
+    out = model(x)
+    assert out.shape == (4, 10) and bool((out >= 0).all())  # squared distances
+    out.min(1).values.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_table_conv2d_reports_a_missing_input_map(write_spec):
+    path = write_spec("""
+        name: bad_table
+        input: {channels: 1, size: 16}
+        stem: [{type: conv2d, out: 3, kernel: 3}]
+        stages:
+          - blocks: [{type: table_conv2d, kernel: 3, table: [[0, 1], [2, 3]]}]
+        """)
+    with pytest.raises(netspec.SpecError) as err:
+        netspec.lower(netspec.load(path))
+    text = str(err.value)
+    assert "table[1] reads input map 3 but the input has 3 maps" in text and "spec.yaml:5" in text
+
+
+def test_table_conv2d_rejects_an_empty_table(write_spec):
+    path = write_spec("""
+        name: bad_table
+        input: {channels: 1, size: 16}
+        stages:
+          - blocks: [{type: table_conv2d, kernel: 3, table: [[0], []]}]
+        """)
+    with pytest.raises(netspec.SpecError) as err:
+        netspec.load(path)
+    assert "spec.yaml:4" in str(err.value) and "table" in str(err.value)
 
 
 # --------------------------------------------------------------------------- VGG (Simonyan & Zisserman 2014)
