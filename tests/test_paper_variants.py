@@ -180,3 +180,80 @@ def test_shufflenet_v1_every_width_builds_with_divisible_groups():
             G = graph("shufflenet_v1", f"g{g}_{s}x")  # a width the groups do not divide would raise
             stem, c2, c3, c4 = [p.output_shape[0] for p in costs.parts(G)][:4]
             assert (c3, c4) == (2 * c2, 4 * c2) and c2 % (4 * g) == 0 and (c2 - stem) % g == 0
+
+
+# --------------------------------------------------------------------------- GoogLeNet (Szegedy et al. 2014)
+
+INCEPTION = ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
+
+
+def test_googlenet_paper_variant_is_the_papers_network():
+    G = graph("googlenet", "paper")
+    assert not ops_of(G, "batchnorm")
+    convs = [G.nodes[n] for n in ops_of(G, "conv2d")]
+    assert all(d["attrs"]["bias"] for d in convs)
+    # LRN after the first max-pool and after the 3x3 conv of the stem (Caffe norm1, norm2)
+    lrn = ops_of(G, "lrn")
+    assert [G.nodes[G.nodes[n]["inputs"][0]]["op"] for n in lrn] == ["maxpool", "relu"]
+    assert {tuple(G.nodes[n]["attrs"].values()) for n in lrn} == {(5, 1e-4, 0.75, 1.0)}
+    # true 5x5 branches; the pool before inception 5 is 3x3 / 2
+    assert {G.nodes[f"stages.{s}.blocks.inception{m}.branch3.conv"]["attrs"]["kernel"]
+            for m in INCEPTION for s in [f"inception{m[0]}"]} == {(5, 5)}
+    assert G.nodes["stages.inception4.blocks.maxpool4"]["attrs"]["kernel"] == (3, 3)
+    assert G.nodes["head.dropout"]["attrs"]["p"] == 0.4
+    # aux heads: 5x5 / 3 average pool (14 -> 4), 1x1 conv 128 (+ReLU), FC 1024, dropout 0.7
+    for aux, c in (("aux1", 512), ("aux2", 528)):
+        scope = f"stages.inception5.{aux}.head"
+        assert G.nodes[f"{scope}.pool5x5"]["shape"] == (c, 4, 4)
+        assert G.nodes[f"{scope}.pool5x5"]["attrs"]["kernel"] == (5, 5)
+        assert G.nodes[f"{scope}.conv.conv"]["weights"]["weight"] == (128, c, 1, 1)
+        assert G.nodes[f"{scope}.fc1"]["shape"] == (1024,)
+        assert G.nodes[f"{scope}.dropout"]["attrs"]["p"] == 0.7
+
+
+def test_googlenet_paper_parameters_follow_from_torchvisions(figures):
+    """Paper = torchvision + 16 * c5r * c5 per module (5x5 instead of 3x3) + a bias per conv
+    output channel - BN's two affine parameters per channel."""
+    tv, paper = graph("googlenet"), graph("googlenet", "paper")
+    table = {m: tv.nodes[f"stages.inception{m[0]}.blocks.inception{m}.branch3.conv"]["weights"]["weight"][:2]
+             for m in INCEPTION}
+    channels = sum(d["shape"][0] for _, d in tv.nodes(data=True) if d["op"] == "batchnorm" and not d["aux"])
+    fives = 16 * sum(c5 * c5r for c5, c5r in table.values())
+    assert costs.total_params(tv) == figures["torchvision"]["googlenet"]["params"]
+    assert costs.total_params(paper) == costs.total_params(tv) + fives + channels - 2 * channels  # noqa: written as the docstring reads
+
+
+# Table 1, "ops" column (multiply-adds, millions), for each layer with parameters. The paper's
+# conv1 row (2.7K params, 34M ops) is not a 7x7x3x64 convolution (9.4K weights, 118M) and is left
+# out; its inception 5a ops (54M) disagree with its own channel table (51.1M here).
+GOOGLENET_TABLE_1_MOPS = {"conv2": 360, "3a": 128, "3b": 304, "4a": 73, "4b": 88, "4c": 100, "4d": 119,
+                          "4e": 170, "5b": 71, "fc": 1}
+
+
+def test_googlenet_paper_ops_per_layer_against_table_1():
+    G = graph("googlenet", "paper")
+    macs: dict[str, int] = {}
+    for n in costs.nodes(G):
+        parts = n.split(".")
+        if parts[0] == "stem" and parts[1] in ("conv2", "conv3"):
+            key = "conv2"  # the table's "convolution 3x3" row includes its 1x1 reduce
+        elif parts[0] == "stages" and parts[3].startswith("inception"):
+            key = parts[3].removeprefix("inception")
+        else:
+            key = parts[-1]
+        macs[key] = macs.get(key, 0) + costs.node_macs(G, n)
+    for key, paper in GOOGLENET_TABLE_1_MOPS.items():
+        assert paper in (round(macs[key] / 1e6), macs[key] // 10**6), (key, macs[key])
+
+
+@pytest.mark.slow
+def test_googlenet_paper_variant_trains():
+    torch = pytest.importorskip("torch")
+    model = netspec.build(SPECS / "googlenet.yaml", variant="paper")
+    assert sum(p.numel() for p in model.parameters()) == costs.total_params(graph("googlenet", "paper"),
+                                                                            include_aux=True)
+    assert not [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    model.train()
+    with torch.no_grad():
+        logits, aux1, aux2 = model(torch.randn(1, 3, 224, 224))
+    assert logits.shape == aux1.shape == aux2.shape == (1, 1000)
