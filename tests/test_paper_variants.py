@@ -223,9 +223,12 @@ def test_googlenet_paper_parameters_follow_from_torchvisions(figures):
     assert costs.total_params(paper) == costs.total_params(tv) + fives + channels - 2 * channels  # noqa: written as the docstring reads
 
 
-# Table 1, "ops" column (multiply-adds, millions), for each layer with parameters. The paper's
-# conv1 row (2.7K params, 34M ops) is not a 7x7x3x64 convolution (9.4K weights, 118M) and is left
-# out; its inception 5a ops (54M) disagree with its own channel table (51.1M here).
+# Table 1, "ops" column (multiply-adds, millions), for each layer with parameters (arXiv 1409.4842;
+# the reference corpus holds no transcription of these two columns, so they are quoted from the
+# paper). The paper's conv1 row (2.7K params, 34M ops) is not a 7x7x3x64 convolution (9.4K weights,
+# 118M) and is left out; its inception 5a ops (54M) disagree with its own channel table (51.1M
+# here). Its params column counts K = 1024 weights without biases (3a: 163,328 = 159.5K) and
+# disagrees with its channel table for 4a, 4c-4e and 5a-5b, so it is not tested.
 GOOGLENET_TABLE_1_MOPS = {"conv2": 360, "3a": 128, "3b": 304, "4a": 73, "4b": 88, "4c": 100, "4d": 119,
                           "4e": 170, "5b": 71, "fc": 1}
 
