@@ -260,3 +260,16 @@ def test_googlenet_paper_variant_trains():
     with torch.no_grad():
         logits, aux1, aux2 = model(torch.randn(1, 3, 224, 224))
     assert logits.shape == aux1.shape == aux2.shape == (1, 1000)
+
+
+def test_lenet5_1998_exports_to_onnx_and_torchscript(tmp_path):
+    """The LeNet-5 ops (gathers, grouped convs, the RBF's matmul) export like any other."""
+    torch = pytest.importorskip("torch")
+    onnx = pytest.importorskip("onnx")
+    model = netspec.build(SPECS / "lenet5_1998.yaml").eval()
+    x = torch.randn(2, 1, 32, 32)
+    path = tmp_path / "lenet5_1998.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"], output_names=["penalties"])
+    onnx.checker.check_model(onnx.load(str(path)))
+    traced = torch.jit.trace(model, x)
+    torch.testing.assert_close(traced(x), model(x))
