@@ -18,13 +18,17 @@ from .spec import Spec, load_spec
 
 def load(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
          phi: float | None = None, res: int | None = None) -> Spec:
-    """Read, validate (and, with overrides `path=value`, patch) a spec, then apply its scaling.
+    """Read, validate (and, with overrides `path=value`, patch) a spec.
 
     `variant`, `phi` and `res` are the CLI's `--variant`, `--phi` and `--res`: a named preset of the
     spec's `variants:` table, a compound-scaling coefficient, an input resolution (wins over both).
-    Without them the spec's own `scaling:` policy still applies (identity unless the spec sets one).
+    With any of them the spec's scaling is applied and the scaled spec returned (its `variants:`
+    table is then gone, as in `netspec expand`); without them, the spec as validated.
     """
-    return apply_scaling(load_spec(source, overrides=overrides), variant=variant, phi=phi, resolution=res)
+    spec = load_spec(source, overrides=overrides)
+    if variant is None and phi is None and res is None:
+        return spec
+    return apply_scaling(spec, variant=variant, phi=phi, resolution=res)
 
 
 def compile(graph: nx.DiGraph, *, seed: int | None = 0):

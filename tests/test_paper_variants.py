@@ -20,6 +20,16 @@ def ops_of(G, op: str) -> list[str]:
     return [n for n, d in G.nodes(data=True) if d["op"] == op]
 
 
+def test_load_takes_the_clis_variant_phi_and_res():
+    plain = netspec.load(SPECS / "mobilenet_v1.yaml")
+    assert "0.5_160" in plain.variants and plain.input.size == (224, 224)  # as validated
+    half = netspec.load(SPECS / "mobilenet_v1.yaml", variant="0.5_160")
+    assert half.name == "mobilenet_v1_0_5_160" and half.input.size == (160, 160) and not half.variants
+    assert netspec.load(SPECS / "mobilenet_v1.yaml", variant="0.5_160", res=128).input.size == (128, 128)
+    b1 = costs.total_params(netspec.lower(netspec.load(SPECS / "efficientnet.yaml", phi=1)))
+    assert b1 == costs.total_params(netspec.lower(netspec.load(SPECS / "efficientnet.yaml", variant="b2")))
+
+
 # --------------------------------------------------------------------------- LeNet-5 (LeCun et al. 1998)
 
 # Section II-B: trainable parameters and connections of each layer
