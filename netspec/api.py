@@ -1,6 +1,7 @@
 """The Python API: the pipeline as plain functions, each of the previous stage's output.
 
     spec  = load("specs/mobilenet_v2.yaml")          # YAML -> validated Spec
+    spec  = load("specs/vgg.yaml", variant="A-LRN")  # ... a named variant (also phi=, res=, as the CLI)
     graph = lower(spec)                              # Spec -> graph IR with shapes
     model = compile(graph)                           # graph IR -> torch.nn.Module (imports torch)
 """
@@ -20,18 +21,22 @@ from .spec import Spec, load_spec
 
 def load(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
          phi: float | None = None, res: int | None = None) -> Spec:
-    """Read and validate a spec, then apply its scaling: the same choices as the CLI's options.
+    """Read and validate a spec; with `variant`, `phi` or `res`, also scale it (the CLI's options).
 
     overrides  `path=value` patches applied before validation (`--set`), e.g. ["num_classes=10"]
     variant    a row of the spec's `variants:` table (`--variant b3`)
     phi        the compound-scaling coefficient (`--phi 2`), from 0 to 16
     res        the input resolution (`--res 260`), wins over the spec and the variant
+    With any of them the scaled spec is returned (its `variants:` table is then gone, as in
+    `netspec expand`); without them, the spec as validated. `build` (like the CLI) always scales.
     """
     if phi is not None and not (isinstance(phi, (int, float)) and math.isfinite(phi) and 0 <= phi <= 16):
         raise SpecError(f"phi must be a number from 0 to 16 (B7 is about 7), got {phi!r}", SourceLoc("phi="))
     if res is not None and (not isinstance(res, int) or isinstance(res, bool) or res < 1):
         raise SpecError(f"res must be a positive integer, got {res!r}", SourceLoc("res="))
     spec = load_spec(source, overrides=overrides)
+    if variant is None and phi is None and res is None:
+        return spec
     return apply_scaling(spec, variant=variant, phi=phi, resolution=res)
 
 
@@ -53,8 +58,8 @@ def compile(graph: nx.DiGraph, *, seed: int | None = 0, max_params: int | None =
 def build(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
           phi: float | None = None, res: int | None = None, aux: bool = True, seed: int | None = 0,
           max_params: int | None = None):
-    """load → lower → compile in one call: `build("specs/efficientnet.yaml", variant="b3")`."""
-    spec = load(source, overrides=overrides, variant=variant, phi=phi, res=res)
+    """load → scale → lower → compile in one call: `build("specs/efficientnet.yaml", variant="b3")`."""
+    spec = apply_scaling(load(source, overrides=overrides, variant=variant, phi=phi, res=res))
     return compile(lower(spec, aux=aux), seed=seed, max_params=max_params)
 
 

@@ -31,8 +31,8 @@ def before_last_maxpool(G, r):
 # (figures.json key, spec, overrides, end point, which RF: strict or spatial = ignoring SE gates)
 ANCHORS = [
     ("alexnet_pool5", "alexnet", [], features, "strict"),
-    ("vgg16_pool5", "vgg16", [], features, "strict"),
-    ("vgg16_conv5_3", "vgg16", [], before_last_maxpool, "strict"),
+    ("vgg16_pool5", "vgg", [], features, "strict"),
+    ("vgg16_conv5_3", "vgg", [], before_last_maxpool, "strict"),
     ("googlenet_inception5b", "googlenet", [], features, "strict"),
     ("inception_v3_mixed_7c", "inception_v3", [], features, "strict"),
     ("mobilenet_v2_features", "mobilenet_v2", [], features, "strict"),

@@ -111,9 +111,9 @@ def test_cli_table(capsys):
 
 def test_cli_variants_json_and_options_anywhere(capsys):
     spec = str(SPECS / "mobilenet_v1.yaml")
-    assert main(["compare", spec, "--json", "--variants", "1.0,0.5"]) == 0
+    assert main(["compare", spec, "--json", "--variants", "1.0_224,0.5_224"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["labels"] == ["mobilenet_v1_1_0", "mobilenet_v1_0_5"]  # the variants' own names
+    assert d["labels"] == ["mobilenet_v1_1_0_224", "mobilenet_v1_0_5_224"]  # the variants' own names
     assert 0.2 < d["network"]["ratios"][0]["macs"] < 0.3  # width 0.5: about a quarter of the MACs
 
 
@@ -129,7 +129,7 @@ def test_cli_per_spec_set_applies_to_its_spec_only(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["specs/mobilenet_v1.yaml"], "at least two networks"),
-    (["specs/mobilenet_v1.yaml", "--variants", "1.0,0.3"], "mobilenet_v1.yaml:19:1: variants: unknown variant '0.3'"),
+    (["specs/mobilenet_v1.yaml", "--variants", "1.0_224,0.3"], "mobilenet_v1.yaml:21:1: variants: unknown variant '0.3'"),
     (["specs/mobilenet_v1.yaml", "specs/nope.yaml"], "no such file: specs/nope.yaml"),
     (["specs/mobilenet_v1.yaml", "specs/mobilenet_v2.yaml", "--variants", "1.0,0.5"], "exactly one SPEC"),
     (["specs/mobilenet_v1.yaml", "--variants", "1.0"], "at least two names"),

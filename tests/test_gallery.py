@@ -45,16 +45,26 @@ def test_committed_gallery_is_up_to_date(regenerated):
 
 
 def test_zoo_has_one_row_per_shipped_spec(regenerated):
-    rows = [line for line in (regenerated / "zoo.md").read_text().splitlines() if line.startswith("| [")]
+    specs_table = (regenerated / "zoo.md").read_text().split("## Variants")[0]
+    rows = [line for line in specs_table.splitlines() if line.startswith("| [")]
     specs = sorted(SPECS.glob("*.yaml"))
     assert len(rows) == len(specs) > 0
     for row, path in zip(rows, specs):
         assert f"(../specs/{path.name})" in row and f"(gallery/{path.stem}.svg)" in row
 
 
+def test_zoo_lists_every_variant_with_its_source(regenerated):
+    variants_table = (regenerated / "zoo.md").read_text().split("## Variants")[1]
+    listed = [line.split(" | ")[:3] for line in variants_table.splitlines() if line.startswith("| [")]
+    expected = [(path.name, name, " ".join(v.doc.split()))
+                for path in sorted(SPECS.glob("*.yaml")) for name, v in load_spec(path).variants.items()]
+    assert [(row[0].split("(../specs/")[1].rstrip(")"), row[1].strip("`"), row[2]) for row in listed] == expected
+    assert all(doc for _, _, doc in expected), "every variant names its source in `doc`"
+
+
 @pytest.mark.parametrize("spec, depth", [
     ("lenet5", 2 + 3),        # conv1, conv2, fc1, fc2, fc3
-    ("vgg16", 13 + 3),        # the 16 of its name: 13 convs and 3 linear layers
+    ("vgg", 13 + 3),          # default D = VGG-16: the 16 of its name: 13 convs and 3 linear layers
     ("googlenet", 22),        # "22 layers deep when counting only layers with parameters" (Szegedy et al. 2014)
     ("mobilenet_v2", 1 + (2 + 3 * 16) + 2),  # stem conv; block 1 has 2 convs, 16 more have 3; head conv, fc
 ])

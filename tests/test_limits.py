@@ -123,7 +123,7 @@ def test_default_budget_is_a_share_of_available_memory(monkeypatch):
     monkeypatch.delenv(limits.ENV_MAX_PARAMS, raising=False)
     monkeypatch.setattr(limits, "available_memory", lambda: 4 << 30)
     assert limits.default_max_params() == int((4 << 30) * limits.MEMORY_SHARE) // 4
-    G = netspec.lower(netspec.load(SPECS / "vgg16.yaml"))  # 138 M parameters = 553 MB
+    G = netspec.lower(netspec.load(SPECS / "vgg.yaml", variant="vgg16"))  # 138 M parameters = 553 MB
     monkeypatch.setattr(limits, "available_memory", lambda: 1 << 30)
     with pytest.raises(SpecError, match=r"of the 1\.0 GiB available"):
         limits.check_model_size(G)

@@ -75,6 +75,11 @@ def test_conv_macs_formula():
     ("dropout", {"p": 0.2}, [(8, 5, 5)]),
     ("drop_path", {"p": 0.2}, [(8, 5, 5)]),
     *[(a, {}, [(8, 5, 5)]) for a in ops.ACTIVATIONS],
+    ("scaled_tanh", {}, [(8, 5, 5)]),
+    ("subsample", {"kernel": 2}, [(6, 28, 28)]),
+    ("subsample", {"kernel": 3, "stride": 2, "bias": False}, [(4, 9, 9)]),
+    ("table_conv2d", {"table": [[0, 1], [2], [0, 1, 2], [1, 2]], "kernel": 3, "padding": 1}, [(3, 8, 8)]),
+    ("rbf", {"out": 10}, [(84,)]),
 ])
 def test_every_op_shape_and_tensors_match_torch(op_name, params, shapes):
     inf, module, y = run(op_name, params, *shapes)
@@ -93,6 +98,48 @@ def test_channel_shuffle_permutation_is_torchvisions():
 def test_every_registered_op_is_covered():
     covered = {"conv2d", "maxpool", "avgpool", "input", "batchnorm", "lrn", "adaptive_avgpool", "adaptive_maxpool",
                "global_avgpool", "flatten", "linear", "concat", "add", "mul", "chunk", "channel_shuffle", "dropout",
-               "drop_path", "identity", *ops.ACTIVATIONS}
+               "drop_path", "identity", *ops.ACTIVATIONS, "scaled_tanh", "subsample", "table_conv2d", "rbf"}
     assert set(ops.OPS) <= covered, set(ops.OPS) - covered
     assert math.prod(run("identity", {}, (2, 3, 3))[0].shape) == 18
+
+
+# --------------------------------------------------------------------------- LeNet-5's ops
+
+def test_table_conv2d_is_a_dense_conv_with_the_table_as_mask():
+    table = [[0, 2], [1], [0, 1, 2], [2, 0]]
+    inf, module, _ = run("table_conv2d", {"table": table, "kernel": 3, "stride": 2, "padding": 1}, (3, 9, 9))
+    dense = torch.zeros(4, 3, 3, 3)
+    rows = iter(module.weight)
+    for k in sorted({len(m) for m in table}):  # the weight's order: maps grouped by fan-in
+        for i, maps in enumerate(table):
+            if len(maps) == k:
+                for c in maps:
+                    dense[i, c] = next(rows)
+    x = torch.randn(2, 3, 9, 9)
+    expected = torch.nn.functional.conv2d(x, dense, module.bias, stride=2, padding=1)
+    assert torch.allclose(module(x), expected, atol=1e-6)
+    assert tuple(expected.shape[1:]) == inf.shape
+    assert ops.get_op("table_conv2d").macs(inf.attrs, [(3, 9, 9)], inf.shape) == 8 * 9 * 5 * 5
+
+
+def test_subsample_is_a_scaled_window_sum_plus_bias():
+    _, module, _ = run("subsample", {"kernel": 2}, (3, 6, 6))
+    x = torch.randn(2, 3, 6, 6)
+    window_sum = torch.nn.functional.avg_pool2d(x, 2) * 4
+    expected = window_sum * module.weight.view(1, 3, 1, 1) + module.bias.view(1, 3, 1, 1)
+    assert torch.allclose(module(x), expected, atol=1e-6)
+
+
+def test_scaled_tanh_maps_plus_minus_one_to_themselves():
+    _, module, _ = run("scaled_tanh", {}, (1, 1, 2))
+    y = module(torch.tensor([[[[1.0, -1.0]]]]))
+    assert torch.allclose(y, torch.tensor([[[[1.0, -1.0]]]]), atol=2e-4)  # 1.7159 tanh(2/3) = 1.00002
+
+
+def test_rbf_is_the_squared_distance_to_fixed_codes():
+    _, module, _ = run("rbf", {"out": 10}, (84,))
+    assert not list(module.parameters())                       # not trained: the codes are a buffer
+    assert set(module.centers.unique().tolist()) == {-1.0, 1.0}
+    x = torch.randn(3, 84)
+    expected = ((x[:, None, :] - module.centers[None]) ** 2).sum(-1)
+    assert torch.allclose(module(x), expected, atol=1e-4)

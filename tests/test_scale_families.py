@@ -95,25 +95,33 @@ def test_efficientnet_v2_default_is_s(figures):
 
 
 @pytest.mark.parametrize("alpha", ["1.0", "0.75", "0.5", "0.25"])
-def test_mobilenet_v1_params(alpha, figures):
-    _, params, _, _ = analyse("mobilenet_v1.yaml", alpha)
+@pytest.mark.parametrize("res", [224, 192, 160, 128])
+def test_mobilenet_v1_params(alpha, res, figures):
+    G, params, _, _ = analyse("mobilenet_v1.yaml", f"{alpha}_{res}")
+    assert G.graph["input_shape"] == (3, res, res)
     assert params == figures["other"][f"mobilenet_v1_{alpha}"]["params"]
 
 
-@pytest.mark.parametrize("alpha, res, paper_mmacs", [
-    # paper Table 6 / 7 mult-adds in millions (rounded in the paper): within 1 M
-    ("1.0", 224, 569), ("0.75", 224, 325), ("0.5", 224, 149), ("0.25", 224, 41),
-    ("1.0", 192, 418), ("1.0", 160, 290), ("1.0", 128, 186),
+@pytest.mark.parametrize("variant, paper_mmacs, paper_mparams", [
+    # Howard et al. 2017 Table 6 (width) and Table 7 (resolution), mult-adds and parameters in
+    # millions as the paper prints them: rounded (568.7 -> 569) or truncated (290.7 -> 290)
+    ("1.0_224", 569, 4.2), ("0.75_224", 325, 2.6), ("0.5_224", 149, 1.3), ("0.25_224", 41, 0.5),
+    ("1.0_192", 418, 4.2), ("1.0_160", 290, 4.2), ("1.0_128", 186, 4.2),
 ])
-def test_mobilenet_v1_macs_against_the_paper(alpha, res, paper_mmacs):
-    G, _, macs, _ = analyse("mobilenet_v1.yaml", alpha, res)
-    assert G.graph["input_shape"] == (3, res, res)
-    assert abs(macs / 1e6 - paper_mmacs) < 1
+def test_mobilenet_v1_against_the_paper(variant, paper_mmacs, paper_mparams):
+    G, params, macs, _ = analyse("mobilenet_v1.yaml", variant)
+    assert paper_mmacs in (round(macs / 1e6), macs // 10**6)
+    assert round(params / 1e6, 1) == paper_mparams
+
+
+def test_mobilenet_v1_resolution_variants_are_the_res_option():
+    by_variant = analyse("mobilenet_v1.yaml", "0.5_160")[1:3]
+    assert by_variant == analyse("mobilenet_v1.yaml", "0.5_224", 160)[1:3]
 
 
 def test_mobilenet_v1_slim_channels():
     # 0.25: stem max(int(32 * 0.25), 8) = 8, last pointwise int(1024 * 0.25) = 256
-    G, *_ = analyse("mobilenet_v1.yaml", "0.25")
+    G, *_ = analyse("mobilenet_v1.yaml", "0.25_224")
     assert G.nodes["stem.conv.conv"]["shape"][0] == 8
     assert G.nodes["head.pool"]["shape"][0] == 256
 

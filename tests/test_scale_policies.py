@@ -219,7 +219,7 @@ def graph_view(G):
 
 @pytest.mark.parametrize("spec_file, variant", [
     ("efficientnet.yaml", "b3"), ("efficientnet_v2.yaml", "s"), ("shufflenet_v2.yaml", "x0_5"),
-    ("mobilenet_v1.yaml", "0.25"), ("mobilenet_v2.yaml", "0.35"),
+    ("mobilenet_v1.yaml", "0.25_128"), ("mobilenet_v2.yaml", "0.35"),
 ])
 def test_expand_round_trips(spec_file, variant, capsys, tmp_path):
     assert main(["expand", str(SPECS / spec_file), "--variant", variant]) == 0

@@ -37,6 +37,11 @@ class Ref:
     dropout: tuple = ()                  # p of every Dropout, in module (registration) order
     run: Optional[str] = "train"         # "train": forward + backward at the reference resolution;
                                          # "eval": one inference; None: front end only (see VGG note)
+    variant: Optional[str] = None        # a variant of the spec's `variants:` table
+
+    @property
+    def id(self) -> str:
+        return f"{self.spec}:{self.variant}" if self.variant else self.spec
 
 
 BN_DEFAULT = (1e-5, 0.1)
@@ -49,9 +54,10 @@ SQUEEZENET_HEAD = ("dropout", "conv2d", "relu", "global_avgpool")
 
 
 def vgg(name: str, run: Optional[str]) -> Ref:
+    """torchvision's vggNN[_bn] as the variant of that name of specs/vgg.yaml."""
     bn = name.endswith("_bn")
-    return Ref(name, name, 224, stages=VGG_STAGES, head=VGG_HEAD, bn=BN_DEFAULT if bn else None,
-               maxpool_ceil=False, dropout=(0.5, 0.5), run=run)
+    return Ref("vgg", name, 224, stages=VGG_STAGES, head=VGG_HEAD, bn=BN_DEFAULT if bn else None,
+               maxpool_ceil=False, dropout=(0.5, 0.5), run=run, variant=name)
 
 
 ZOO = [
@@ -105,7 +111,7 @@ ZOO = [
         stages={"stem": (24, 56, 56), "stage2": (240, 28, 28), "stage3": (480, 14, 14), "stage4": (960, 7, 7)},
         head=("avgpool", "flatten", "linear"), bn=BN_DEFAULT, maxpool_ceil=False, run="eval"),
 ]
-IDS = [r.spec for r in ZOO]
+IDS = [r.id for r in ZOO]
 
 
 def figure(figures: dict, key: str) -> dict:
@@ -116,10 +122,10 @@ def figure(figures: dict, key: str) -> dict:
 def graphs() -> dict:
     cache: dict = {}
 
-    def get(spec: str):
-        if spec not in cache:
-            cache[spec] = netspec.lower(netspec.load(SPECS / f"{spec}.yaml"))
-        return cache[spec]
+    def get(spec: str, variant: Optional[str] = None):
+        if (spec, variant) not in cache:
+            cache[spec, variant] = netspec.lower(netspec.load(SPECS / f"{spec}.yaml", variant=variant))
+        return cache[spec, variant]
 
     return get
 
@@ -128,7 +134,7 @@ def graphs() -> dict:
 
 @pytest.mark.parametrize("ref", ZOO, ids=IDS)
 def test_counts_match_the_reference_figures(ref, figures, graphs):
-    G, fig = graphs(ref.spec), figure(figures, ref.figure)
+    G, fig = graphs(ref.spec, ref.variant), figure(figures, ref.figure)
     assert G.graph["input_shape"] == (3, ref.resolution, ref.resolution)
     assert costs.total_params(G) == fig["params"]
     if "buffers" in fig:
@@ -145,7 +151,7 @@ def test_counts_match_the_reference_figures(ref, figures, graphs):
 
 @pytest.mark.parametrize("ref", ZOO, ids=IDS)
 def test_stage_shapes_and_head_order(ref, graphs):
-    G = graphs(ref.spec)
+    G = graphs(ref.spec, ref.variant)
     shapes = {p.name: tuple(p.output_shape) for p in costs.parts(G)}
     assert {name: shapes.get(name) for name in ref.stages} == ref.stages
     head = tuple(d["op"] for _, d in G.nodes(data=True) if d["stage"] == "head")
@@ -198,11 +204,12 @@ SHUFFLENET_V1 = {"g3_0.5x": (3, 12, 120, 240, 480), "g3_1.5x": (3, 24, 360, 720,
 
 
 @pytest.mark.parametrize("key", SHUFFLENET_V1)
-def test_shufflenet_v1_family_by_overrides(key, figures):
+def test_shufflenet_v1_family_variants(key, figures, graphs):
     g, stem, c2, c3, c4 = SHUFFLENET_V1[key]
-    sets = [f"vars.g={g}", f"vars.stem={stem}", f"vars.c2={c2}", f"vars.c3={c3}", f"vars.c4={c4}"]
-    G = netspec.lower(netspec.load(SPECS / "shufflenet_v1.yaml", overrides=sets))
+    G = graphs("shufflenet_v1", key)
     assert costs.total_params(G) == figures["other"][f"shufflenet_v1_{key}"]["params"]
+    widths = [p.output_shape[0] for p in costs.parts(G)][:4]
+    assert widths == [stem, c2, c3, c4]
     # g = 1 has nothing to shuffle
     assert any(d["op"] == "channel_shuffle" for _, d in G.nodes(data=True)) == (g > 1)
 
@@ -216,7 +223,7 @@ def test_vgg16_layer_order_follows_cfg_d(graphs):
             expected.append((v, c_in, 3, 3))
             c_in = v
     expected += [(4096, 512 * 7 * 7), (4096, 4096), (1000, 4096)]
-    G = graphs("vgg16")
+    G = graphs("vgg", "vgg16")
     got = [d["weights"]["weight"] for _, d in G.nodes(data=True) if d["op"] in ("conv2d", "linear")]
     assert got == expected
 
@@ -236,11 +243,11 @@ def _modules_of(model, cls):
     return [m for m in model.modules() if isinstance(m, cls)]
 
 
-@pytest.mark.parametrize("ref", [r for r in ZOO if r.run], ids=[r.spec for r in ZOO if r.run])
+@pytest.mark.parametrize("ref", [r for r in ZOO if r.run], ids=[r.id for r in ZOO if r.run])
 def test_built_module_is_the_reference(ref, figures):
     torch = pytest.importorskip("torch")
     nn = torch.nn
-    model = netspec.build(SPECS / f"{ref.spec}.yaml")
+    model = netspec.build(SPECS / f"{ref.spec}.yaml", variant=ref.variant)
     fig = figure(figures, ref.aux_figure or ref.figure)
     assert sum(p.numel() for p in model.parameters()) == fig["params"]
     if "buffers" in fig:

@@ -5,7 +5,8 @@
     python tools/gallery.py --no-svg   # DOT only (no Graphviz `dot` needed)
 
 One row per spec in specs/*.yaml (not specs/experiments/), at the spec's own
-settings (no variant). The .dot beside each .svg is what tests compare: SVG
+settings (no variant), then one row per named variant (each spec's `variants:`
+table, with the variant's `doc` as its source). The .dot beside each .svg is what tests compare: SVG
 bytes vary across Graphviz versions, the DOT netspec writes does not.
 Never imports torch.
 """
@@ -23,7 +24,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from netspec import render  # noqa: E402
 from netspec.analysis import costs  # noqa: E402
 from netspec.lower import lower  # noqa: E402
-from netspec.spec import load_spec  # noqa: E402
+from netspec.scale import apply_scaling  # noqa: E402
+from netspec.spec import Spec, load_spec  # noqa: E402
 
 LEVEL = "block"
 HEADER = """# Model zoo
@@ -100,13 +102,37 @@ def row(path: Path, G: nx.DiGraph) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+VARIANTS_HEADER = """
+## Variants
+
+Each spec's named variants (`netspec build SPEC --variant NAME`, `netspec.load(SPEC, variant=NAME)`),
+with the source each reproduces.
+
+| spec | variant | source | params | MACs | input |
+|---|---|---|--:|--:|---|
+"""
+
+
+def variant_rows(path: Path, spec: Spec) -> list[str]:
+    rows = []
+    for name, variant in spec.variants.items():
+        G = lower(apply_scaling(spec, variant=name))
+        c, h, w = G.graph["input_shape"]
+        doc = " ".join(variant.doc.split()).replace("|", "\\|")
+        rows.append(f"| [{spec.name}](../specs/{path.name}) | `{name}` | {doc} | {costs.total_params(G):,} | "
+                    f"{human(costs.total_macs(G))} | {c}×{h}×{w} |")
+    return rows
+
+
 def generate(out: Path, specs: Path = ROOT / "specs", svg: bool = True) -> list[Path]:
     """Write zoo.md and gallery/<spec>.dot (+ .svg) under `out`; return the files written."""
     gallery = out / "gallery"
     gallery.mkdir(parents=True, exist_ok=True)
-    rows, written = [], []
+    rows, variants, written = [], [], []
     for path in spec_files(specs):
-        G = lower(load_spec(path))
+        spec = load_spec(path)
+        G = lower(spec)
+        variants += variant_rows(path, spec)
         source = render.render(G, level=LEVEL)
         dot_path = gallery / f"{path.stem}.dot"
         dot_path.write_text(source, encoding="utf-8")
@@ -119,7 +145,10 @@ def generate(out: Path, specs: Path = ROOT / "specs", svg: bool = True) -> list[
     table = ["| spec | reference | params | MACs | input | depth | RF | diagram |",
              "|---|---|--:|--:|---|--:|--:|---|", *rows]
     zoo = out / "zoo.md"
-    zoo.write_text(HEADER + "\n".join(table) + "\n", encoding="utf-8")
+    text = HEADER + "\n".join(table) + "\n"
+    if variants:
+        text += VARIANTS_HEADER + "\n".join(variants) + "\n"
+    zoo.write_text(text, encoding="utf-8")
     return [zoo, *written]
 
 

@@ -114,3 +114,105 @@ class ChannelShuffle(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
+
+
+# --------------------------------------------------------------------------- LeNet-5 (LeCun et al. 1998)
+
+class ScaledTanh(nn.Module):
+    """A * tanh(S * x), LeCun's squashing function."""
+
+    def __init__(self, amplitude: float, slope: float):
+        super().__init__()
+        self.amplitude = amplitude
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.amplitude * torch.tanh(self.slope * x)
+
+    def extra_repr(self) -> str:
+        return f"amplitude={self.amplitude}, slope={self.slope}"
+
+
+class Subsample(nn.Module):
+    """Per map: (sum of each k x k window) * weight + bias, as a depthwise conv whose kernel is the
+    map's weight repeated (so the cost counters see the k*k multiply-adds per output)."""
+
+    def __init__(self, channels: int, kernel, stride, bias: bool = True):
+        super().__init__()
+        self.kernel, self.stride = tuple(kernel), tuple(stride)
+        self.weight = nn.Parameter(torch.empty(channels))
+        self.bias = nn.Parameter(torch.empty(channels)) if bias else None
+        # LeCun's uniform init in +-2.4 / fan-in (fan-in = the window's k*k inputs)
+        bound = 2.4 / (self.kernel[0] * self.kernel[1])
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        kernel = self.weight.view(c, 1, 1, 1).expand(c, 1, *self.kernel)
+        return F.conv2d(x, kernel, self.bias, self.stride, groups=c)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, kernel={self.kernel}, stride={self.stride}, bias={self.bias is not None}"
+
+
+class TableConv2d(nn.Module):
+    """Convolution through a connection table: output map i reads input maps table[i] only.
+
+    Output maps with the same number of inputs run as one grouped conv over their gathered input
+    maps, so every multiply-add done is one the table asks for (and the cost counters agree).
+    `weight` holds one kernel per connection, output maps ordered by fan-in (table order within
+    a fan-in; for LeNet-5's Table I, 3-input maps 0-5, 4-input maps 6-14, map 15: the table order).
+    """
+
+    def __init__(self, in_channels: int, table, kernel, stride=(1, 1), padding=(0, 0), bias: bool = True):
+        super().__init__()
+        table = [list(m) for m in table]
+        self.kernel, self.stride, self.padding = tuple(kernel), tuple(stride), tuple(padding)
+        # (fan-in, number of output maps) per group, in computed order
+        self.groups = [(k, sum(len(m) == k for m in table)) for k in sorted({len(m) for m in table})]
+        order = [i for k, _ in self.groups for i, m in enumerate(table) if len(m) == k]
+        self.register_buffer("in_index", torch.tensor([c for i in order for c in table[i]], dtype=torch.long))
+        self.register_buffer("out_index", torch.tensor([order.index(i) for i in range(len(table))],
+                                                       dtype=torch.long))
+        self.weight = nn.Parameter(torch.empty(sum(len(m) for m in table), *self.kernel))
+        self.bias = nn.Parameter(torch.empty(len(table))) if bias else None
+        pos = 0
+        for i in order:  # PyTorch's default conv bound, 1 / sqrt(fan-in), per output map
+            k = len(table[i])
+            bound = 1 / (k * self.kernel[0] * self.kernel[1]) ** 0.5
+            nn.init.uniform_(self.weight[pos:pos + k], -bound, bound)
+            if self.bias is not None:
+                nn.init.uniform_(self.bias[i:i + 1], -bound, bound)
+            pos += k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gathered = x.index_select(1, self.in_index)
+        outs, pos = [], 0
+        for k, n in self.groups:
+            w = self.weight[pos:pos + n * k].view(n, k, *self.kernel)
+            outs.append(F.conv2d(gathered[:, pos:pos + n * k], w, None, self.stride, self.padding, groups=n))
+            pos += n * k
+        y = torch.cat(outs, 1).index_select(1, self.out_index)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return (f"{self.out_index.shape[0]} maps, {self.weight.shape[0]} connections, kernel={self.kernel}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+
+
+class RBF(nn.Module):
+    """Euclidean RBF units y_i = sum_j (x_j - c_ij)^2 over fixed +-1 centres (a buffer)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        codes = torch.randint(0, 2, (out_features, in_features)).float() * 2 - 1
+        self.register_buffer("centers", codes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.centers
+        return x.square().sum(1, keepdim=True) - 2 * (x @ c.t()) + c.square().sum(1)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.centers.shape[1]}, out_features={self.centers.shape[0]}"

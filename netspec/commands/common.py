@@ -11,6 +11,7 @@ import networkx as nx
 
 from ..errors import SourceLoc, SpecError
 from ..api import load
+from ..scale import apply_scaling
 from ..lower import lower
 from ..spec import Spec
 
@@ -60,8 +61,8 @@ class Loaded:
 
 
 def load_graph(args: argparse.Namespace) -> Loaded:
-    spec = load(args.spec, overrides=args.overrides, variant=getattr(args, "variant", None),
-                phi=getattr(args, "phi", None), res=getattr(args, "res", None))
+    spec = apply_scaling(load(args.spec, overrides=args.overrides, variant=getattr(args, "variant", None),
+                              phi=getattr(args, "phi", None), res=getattr(args, "res", None)))
     G = lower(spec, aux=not getattr(args, "no_aux", False))
     for n in G.graph["unused"]:
         loc = G.nodes[n]["loc"]
