@@ -13,7 +13,7 @@ import sys
 
 from .errors import SpecError
 
-COMMANDS = ("build", "validate", "analyze", "scale", "expand", "render", "bench", "schema")
+COMMANDS = ("build", "validate", "analyze", "scale", "expand", "render", "bench", "schema", "train", "eval")
 
 
 def make_parser() -> argparse.ArgumentParser:
