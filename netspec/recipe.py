@@ -154,6 +154,16 @@ class Recipe(_Model):
         return self
 
 
+def resolved_data(recipe: Recipe) -> dict:
+    """The recipe with every default filled in, minus the settings its optimizer and schedule do not take
+    (what `netspec train` writes to RUN_DIR/spec.yaml; it validates again)."""
+    data = recipe.model_dump(mode="json")
+    for key, model in (("optimizer", recipe.optimizer), ("schedule", recipe.schedule)):
+        keep = {"type"} | model.COMMON | model.TYPE_FIELDS[model.type]
+        data[key] = {k: v for k, v in data[key].items() if k in keep}
+    return data
+
+
 def interpolate(first: float, last: float, stage: int, stages: int) -> float:
     """Linear from `first` (stage 0) to `last` (stage `stages` - 1)."""
     return first if stages == 1 else first + (last - first) * stage / (stages - 1)

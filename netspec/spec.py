@@ -570,7 +570,7 @@ def _check_aux_weights(spec: Spec, locs: Locations) -> None:
     for name in spec.train.aux_weights:
         if name not in heads:
             raise SpecError(Issue(locs.loc(("train", "aux_weights", name), key=True),
-                                  f"train.aux_weights: no auxiliary head '{name}'",
+                                  f"no auxiliary head '{name}'",
                                   did_you_mean(name, heads, "aux heads") if heads else "this spec has no aux_heads"))
 
 

@@ -47,7 +47,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def resolved(args):
     """(scaled spec, graph, recipe, resolved spec YAML) for the command line's spec, variant and --set values."""
     from ..lower import lower
-    from ..recipe import Recipe
+    from ..recipe import Recipe, resolved_data
     from ..scale import apply_scaling
     from ..spec import load_spec
     from .expand import expanded, to_yaml
@@ -57,7 +57,7 @@ def resolved(args):
     graph = lower(scaled, aux=True)
     recipe = scaled.train or Recipe()
     data = expanded(spec, variant=args.variant, phi=args.phi, resolution=args.res, unroll_repeats=False)
-    data["train"] = recipe.model_dump(mode="json")
+    data["train"] = resolved_data(recipe)
     how = " ".join(f"{flag} {value}" for flag, value in
                    (("--variant", args.variant), ("--phi", args.phi), ("--res", args.res)) if value is not None)
     header = f"# resolved by netspec train from {args.spec} {how} " + " ".join(f"--set {s}" for s in args.overrides)

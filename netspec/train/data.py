@@ -121,29 +121,29 @@ def image_folder(root: Path, channels: int, seed: int, val_fraction: float) -> D
     tv = import_torchvision()
     where = SourceLoc("--data")
     if not root.is_dir():
-        raise SpecError(f"--data: folder {root} does not exist", where,
+        raise SpecError(f"folder {root} does not exist", where,
                         "give an image folder (train/ and val/ of class folders, or class folders), 'digits' or 'fake'")
     split = (root / "train").is_dir()
     train_root = root / "train" if split else root
     if split and not (root / "val").is_dir():
-        raise SpecError(f"--data: {root} has train/ but no val/ folder", where,
+        raise SpecError(f"{root} has train/ but no val/ folder", where,
                         "add val/ with the same class folders, or put the class folders directly in the root")
     try:
         probe = tv.datasets.ImageFolder(str(train_root), loader=_Loader(channels))
     except (FileNotFoundError, RuntimeError) as exc:
-        raise SpecError(f"--data: {exc}", where, "each class is a folder of images, e.g. train/cat/1.jpg") from None
+        raise SpecError(f"{exc}", where, "each class is a folder of images, e.g. train/cat/1.jpg") from None
     first = Path(probe.samples[0][0])
     try:
         bands = _bands(first)
     except OSError as exc:
-        raise SpecError(f"--data: cannot read image {first} ({exc})", where) from None
+        raise SpecError(f"cannot read image {first} ({exc})", where) from None
     if bands != channels:
-        raise SpecError(f"--data: images have {bands} channel(s) ({first.name}), the spec's input has {channels}",
+        raise SpecError(f"images have {bands} channel(s) ({first.name}), the spec's input has {channels}",
                         where, f"--set input.channels={bands}, or convert the images")
     if split:
         val = tv.datasets.ImageFolder(str(root / "val"), loader=_Loader(channels))
         if val.classes != probe.classes:
-            raise SpecError(f"--data: train/ and val/ have different class folders", where,
+            raise SpecError(f"train/ and val/ have different class folders", where,
                             f"train: {', '.join(probe.classes[:8])}...; val: {', '.join(val.classes[:8])}...")
         return Data(TransformedDataset(probe), TransformedDataset(val), probe.classes, str(root), False)
     tr, va = _split(len(probe), val_fraction, seed)
@@ -161,10 +161,10 @@ def load_data(name: str, *, channels: int, size: tuple[int, int], num_classes: i
     elif "/" in name or "\\" in name or Path(name).exists() or name.startswith("."):
         data = image_folder(Path(name), channels, seed, val_fraction)
     else:
-        raise SpecError(f"--data: unknown dataset '{name}'", SourceLoc("--data"),
+        raise SpecError(f"unknown dataset '{name}'", SourceLoc("--data"),
                         "use 'digits', 'fake' or the path of an image folder (e.g. ./photos)")
     if len(data.classes) > num_classes:
-        raise SpecError(f"--data: {data.name} has {len(data.classes)} classes, the spec's head has {num_classes}",
+        raise SpecError(f"{data.name} has {len(data.classes)} classes, the spec's head has {num_classes}",
                         SourceLoc("--data"), f"--set num_classes={len(data.classes)}")
     return data
 

@@ -47,7 +47,7 @@ def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file
-        raise SpecError(f"cannot read checkpoint {path} ({type(exc).__name__}: {str(exc)[:200]})",
+        raise SpecError(f"cannot read this checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
                         SourceLoc(str(path)), "start over with --force") from None
 
 
@@ -63,12 +63,12 @@ class RunDir:
         """Check (every process) and set up (main process) the folder; the checkpoint to resume from, if any."""
         where = SourceLoc(str(self.path))
         if self.path.exists() and not self.path.is_dir():
-            raise SpecError(f"--out {self.path} is a file, not a folder", where, "choose another --out")
+            raise SpecError("is a file, not a folder", where, "choose another --out")
         ours = [n for n in FILES if self.file(n).exists()]
         if resume and not self.path.is_dir():
-            raise SpecError(f"--resume: {self.path} does not exist", where, "drop --resume to start a new run")
+            raise SpecError("--resume: the run folder does not exist", where, "drop --resume to start a new run")
         if ours and not (resume or force):
-            raise SpecError(f"{self.path} holds a run ({', '.join(ours)}); not overwriting it", where,
+            raise SpecError(f"holds a run ({', '.join(ours)}); not overwriting it", where,
                             "--resume continues it, --force starts over, or choose another --out")
         state = None
         if resume and self.file("checkpoint.pt").exists():
