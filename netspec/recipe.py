@@ -43,18 +43,21 @@ class _Typed(_Model):
 
 
 class Optimizer(_Typed):
-    """The optimizer and its settings; `lr` is the learning rate at the global batch the recipe was written for
-    (`batch_size` x processes; see docs/training.md for scaling it)."""
+    """The optimizer and its settings. `lr` is used as written, or scaled linearly from `lr_for_batch` to the
+    global batch (see docs/training.md)."""
 
     TYPE_FIELDS: ClassVar[dict[str, set[str]]] = {
         "sgd": {"momentum", "nesterov"},
         "rmsprop": {"momentum", "decay", "eps"},
         "adamw": {"betas", "eps"},
     }
-    COMMON: ClassVar[set[str]] = {"lr", "weight_decay", "no_decay_bn_bias"}
+    COMMON: ClassVar[set[str]] = {"lr", "lr_for_batch", "weight_decay", "no_decay_bn_bias"}
 
     type: Literal["sgd", "rmsprop", "adamw"] = "sgd"
     lr: Positive = Field(0.1, description="peak learning rate (after warm-up)")
+    lr_for_batch: Optional[PosInt] = Field(None, description=(
+        "the global batch `lr` was set for; when given, lr is scaled linearly to the actual global batch "
+        "(batch_size x processes), Goyal et al. 2017. Unset: lr is used as written"))
     weight_decay: NonNeg = Field(0.0, description="L2 penalty (AdamW: decoupled weight decay)")
     no_decay_bn_bias: bool = Field(False, description="exempt BatchNorm weights and all biases from weight decay")
     momentum: Fraction01 = Field(0.9, description="sgd, rmsprop: momentum")
@@ -67,24 +70,25 @@ class Optimizer(_Typed):
 class Schedule(_Typed):
     """Learning rate over training, after a linear warm-up from `warmup_start` x lr.
 
-    constant; step (x gamma at each epoch of `milestones`); cosine (to `min_lr` at the last epoch);
+    constant; step (x gamma at each epoch of `milestones`); cosine (to `min_lr` at the last epoch); linear (to
+    `min_lr` at the last epoch: ShuffleNet, Caffe's "poly" with power 1: SqueezeNet);
     exponential (x gamma every `every` epochs, staircase, as TF's exponential_decay); plateau (x gamma when the
     validation top-1 has not improved for `patience` epochs: "divide by 10 when the validation error stops
     improving", AlexNet and VGG)."""
 
     TYPE_FIELDS: ClassVar[dict[str, set[str]]] = {
-        "constant": set(), "step": {"milestones", "gamma"}, "cosine": {"min_lr"},
+        "constant": set(), "step": {"milestones", "gamma"}, "cosine": {"min_lr"}, "linear": {"min_lr"},
         "exponential": {"every", "gamma"}, "plateau": {"patience", "gamma", "min_lr"},
     }
     COMMON: ClassVar[set[str]] = {"warmup_epochs", "warmup_start"}
 
-    type: Literal["constant", "step", "cosine", "exponential", "plateau"] = "constant"
+    type: Literal["constant", "step", "cosine", "linear", "exponential", "plateau"] = "constant"
     warmup_epochs: NonNeg = Field(0.0, description="linear warm-up length in epochs (may be fractional)")
     warmup_start: NonNeg = Field(0.0, description="warm-up starts at this fraction of lr")
     milestones: list[PosInt] = Field(default_factory=list, description="step: epochs at which lr is multiplied by gamma")
     gamma: Annotated[float, Field(gt=0, le=1)] = Field(0.1, description="step, exponential, plateau: the factor")
     every: Positive = Field(1.0, description="exponential: decay period in epochs (EfficientNet: 2.4)")
-    min_lr: NonNeg = Field(0.0, description="cosine: final lr; plateau: lowest lr")
+    min_lr: NonNeg = Field(0.0, description="cosine, linear: final lr; plateau: lowest lr")
     patience: Annotated[int, Field(ge=0)] = Field(5, description="plateau: epochs without improvement")
 
 
@@ -102,6 +106,7 @@ class Augment(_Model):
     crop_ratio: Annotated[float, Field(gt=0, le=1)] = Field(0.875, description="validation centre crop (224/256)")
     hflip: Annotated[float, Field(ge=0, le=1)] = Field(0.0, description="probability of a horizontal flip")
     color_jitter: NonNeg = Field(0.0, description="brightness, contrast and saturation jitter strength")
+    autoaugment: bool = Field(False, description="AutoAugment's ImageNet policy (Cubuk et al. 2019; EfficientNet)")
     randaugment: Optional[RandAugment] = None
     mixup_alpha: NonNeg = Field(0.0, description="mixup Beta(alpha, alpha); 0 = off")
     cutmix_alpha: NonNeg = Field(0.0, description="cutmix Beta(alpha, alpha); 0 = off (with mixup: one per batch)")

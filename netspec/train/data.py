@@ -200,6 +200,8 @@ def train_transform(aug: Augment, size: tuple[int, int], channels: int, randaugm
     if aug.color_jitter:
         j = aug.color_jitter
         steps.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j if channels == 3 else None))
+    if aug.autoaugment:
+        steps.append(v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET))
     if aug.randaugment and randaugment is not None:
         steps.append(v2.RandAugment(num_ops=aug.randaugment.num_ops, magnitude=int(round(randaugment))))
     mean, std = _mean_std(aug, channels)

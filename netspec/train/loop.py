@@ -26,7 +26,7 @@ from ..errors import SourceLoc, SpecError
 from ..recipe import Recipe, stage_settings
 from . import data as D
 from . import rundir
-from .optim import LRSchedule, WeightEMA, make_optimizer, recipe_loss
+from .optim import LRSchedule, WeightEMA, base_lr, make_optimizer, recipe_loss
 
 
 @dataclass
@@ -193,7 +193,8 @@ def _train(graph, recipe: Recipe, opts: Options, d: Dist, device, compile_fn) ->
         model = NetspecModule(graph, nn.SyncBatchNorm.convert_sync_batchnorm(model))  # re-trace over the new BNs
     model.to(device)
     optimizer = make_optimizer(model, recipe.optimizer)
-    schedule = LRSchedule(recipe.schedule, recipe.optimizer.lr, recipe.epochs)
+    global_batch = recipe.batch_size * d.world
+    schedule = LRSchedule(recipe.schedule, base_lr(recipe.optimizer, global_batch), recipe.epochs)
     ema = WeightEMA(model, recipe.ema) if recipe.ema else None
     best, start = -1.0, 0
     if state is not None:  # resume: everything the next epoch depends on
@@ -213,10 +214,9 @@ def _train(graph, recipe: Recipe, opts: Options, d: Dist, device, compile_fn) ->
     if run and d.main and opts.spec_yaml and start == 0:
         run.write_text("spec.yaml", opts.spec_yaml)
     bar = _progress(opts, d)
-    global_batch = recipe.batch_size * d.world
     _say(d, f"training {graph.graph['name']} on {data.name}: {len(data.train)} train / {len(data.val)} val images, "
             f"{recipe.epochs} epochs, batch {recipe.batch_size} x {d.world} process(es) = {global_batch}, "
-            f"{device.type}")
+            f"peak lr {schedule.base_lr:.4g}, {device.type}")
     last: dict = {}
     mismatches, checked = 0, 0
     for epoch in range(start, recipe.epochs):

@@ -54,6 +54,8 @@ class LRSchedule:
             lr *= s.gamma ** sum(t >= m for m in s.milestones)
         elif s.type == "cosine":
             lr = s.min_lr + (lr - s.min_lr) * 0.5 * (1 + math.cos(math.pi * min(t, self.epochs) / self.epochs))
+        elif s.type == "linear":
+            lr = s.min_lr + (lr - s.min_lr) * max(0.0, 1 - t / self.epochs)
         elif s.type == "exponential":
             lr *= s.gamma ** math.floor(t / s.every)
         elif s.type == "plateau":
@@ -84,6 +86,11 @@ class LRSchedule:
 
     def load_state_dict(self, state: dict) -> None:
         self.scale, self.best, self.bad_epochs = state["scale"], state["best"], state["bad_epochs"]
+
+
+def base_lr(opt: Optimizer, global_batch: int) -> float:
+    """The recipe's lr, scaled linearly from `lr_for_batch` to this run's global batch when that is given."""
+    return opt.lr * global_batch / opt.lr_for_batch if opt.lr_for_batch else opt.lr
 
 
 def recipe_loss(outputs, target: torch.Tensor, output_names: list[str], recipe: Recipe) -> torch.Tensor:
