@@ -242,3 +242,44 @@ def test_lenet5_learns_the_digits(tmp_path):
                 "world_size"):
         assert key in rows[-1]
     assert 0 <= rows[-1]["val_acc5"] <= 1 and rows[-1]["val_acc5"] >= rows[-1]["val_acc1"]
+
+
+# --------------------------------------------------------------------------- the zoo's recipes
+
+ZOO_RECIPES = ["lenet5", "alexnet", "alexnet_2012", "googlenet", "inception_v3", "bn_inception", "efficientnet",
+               "efficientnet_v2", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
+               "shufflenet_v1", "shufflenet_v2", "squeezenet1_0", "squeezenet1_1"]
+
+
+@pytest.mark.parametrize("name", ZOO_RECIPES)
+def test_zoo_specs_ship_a_cited_recipe(name):
+    train = netspec.load(SPECS / f"{name}.yaml").train
+    assert train is not None and len(train.doc) > 80
+
+
+def test_efficientnet_v2_variants_follow_table_6_and_the_command_line_wins():
+    from netspec.scale import apply_scaling
+
+    table6 = {"s": ((128, 300), (5, 15), (0, 0), (0.1, 0.3)), "m": ((128, 380), (5, 20), (0, 0.2), (0.1, 0.4)),
+              "l": ((128, 380), (5, 25), (0, 0.4), (0.1, 0.5))}
+    spec = netspec.load(SPECS / "efficientnet_v2.yaml")
+    for variant, (size, ra, mixup, dropout) in table6.items():
+        p = apply_scaling(spec, variant=variant).train.progressive
+        assert (p.stages, p.size, p.randaugment, p.mixup, p.dropout) == (4, size, ra, mixup, dropout)
+    spec = netspec.load(SPECS / "efficientnet_v2.yaml", overrides=["train.progressive.size=[32, 64]"])
+    p = apply_scaling(spec, variant="l").train.progressive
+    assert p.size == (32, 64) and p.dropout == (0.1, 0.5)
+
+
+def test_aux_heads_train_with_their_weights(tmp_path):
+    """GoogLeNet on fake data: the training forward returns three logits and the loss takes all three."""
+    from netspec.scale import apply_scaling
+
+    spec = apply_scaling(netspec.load(SPECS / "googlenet.yaml", overrides=["num_classes=4"]), resolution=64)
+    model = netspec.compile(netspec.lower(spec)).train()
+    out = model(torch.zeros(2, 3, 64, 64))
+    assert isinstance(out, tuple) and len(out) == 3
+    y = torch.tensor([0, 1])
+    loss = recipe_loss(out, y, model.output_names, spec.train)
+    assert torch.allclose(loss, F.cross_entropy(out[0], y) + 0.3 * F.cross_entropy(out[1], y)
+                          + 0.3 * F.cross_entropy(out[2], y))
