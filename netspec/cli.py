@@ -13,7 +13,8 @@ import sys
 
 from .errors import SpecError
 
-COMMANDS = ("build", "validate", "analyze", "scale", "expand", "render", "compare", "bench", "schema")
+COMMANDS = ("build", "validate", "analyze", "scale", "expand", "render", "compare", "bench", "schema",
+            "train", "eval")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ nodes and every node's shape inferred as it is added (templates need their
 input's channels: `$in`). The result is the single IR every later pass reads.
 
 Graph attributes (`G.graph`):
-    name, input_shape (C, H, W), num_classes, reference, training,
+    name, input_shape (C, H, W), num_classes, reference, train (the recipe as data, or None),
     outputs   {"logits": node, <aux head name>: node, ...}
     unused    nodes whose output nobody reads (a forgotten `inputs:`, usually)
     scopes    {scope: {"kind": stem|stage|block|head|aux, "type", "name", "params", ...}}; blocks also
@@ -287,7 +287,7 @@ class Lowerer:
         spec, G = self.spec, self.G
         c, (h, w) = spec.input.channels, spec.input.size
         G.graph.update(name=spec.name, input_shape=(c, h, w), num_classes=spec.num_classes, reference=spec.reference,
-                       training=dict(spec.training), outputs={}, scopes={}, stages=[])
+                       train=spec.train.model_dump(mode="json") if spec.train else None, outputs={}, scopes={}, stages=[])
         G.add_node("input", op="input", kind="input", attrs={}, shape=(c, h, w), inputs=[], in_shapes=[], weights={},
                    buffers={}, scope="", blocks=(), stage="stem", part=None, aux=False,
                    loc=spec.locs.loc(("input",)), template=())

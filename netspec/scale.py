@@ -122,6 +122,18 @@ def _variant_values(name: str, v: Variant) -> list[tuple[tuple, Any, str]]:
     return out
 
 
+def _without_user_values(spec: Spec, path: tuple, value: Any) -> Any:
+    """A variant's mapping minus the keys below it that `--set` wrote (the command line wins at any depth)."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, v in value.items():
+        sub = path + tuple(parse_path(key)) if isinstance(key, str) else path + (key,)
+        if sub not in spec.locs.overrides:
+            out[key] = _without_user_values(spec, sub, v)
+    return out
+
+
 def apply_variant(spec: Spec, data: dict, name: str) -> dict:
     if name not in spec.variants:
         raise SpecError(f"unknown variant '{name}'", spec.locs.loc(("variants",), key=True),
@@ -134,7 +146,7 @@ def apply_variant(spec: Spec, data: dict, name: str) -> dict:
             raise SpecError(Issue(where, f"variant '{name}' sets dropout but the spec has no `vars.dropout`",
                                   "declare `vars: {dropout: ...}` and use `p: $dropout` in the head"))
         if not _set_by_user(spec, path):
-            _set_path(data, path, value, where)
+            _set_path(data, path, _without_user_values(spec, path, value), where)
     return data
 
 

@@ -27,6 +27,7 @@ from pydantic_core import PydanticUndefined
 from . import ops
 from .errors import Issue, SourceLoc, SpecError, did_you_mean
 from .limits import MAX_CHANNELS, MAX_REPEAT
+from .recipe import Recipe
 from .yaml_loader import Locations, format_path, load_yaml, parse_path
 
 Expr = Annotated[str, StringConstraints(pattern=r"\$")]
@@ -246,6 +247,24 @@ def _hint_for(err: dict, path: tuple, data: Any) -> str:
     return ""
 
 
+def _model_at(path: tuple) -> Optional[type[BaseModel]]:
+    """The model of the mapping at `path` when the path goes through plain model fields (`train.optimizer`)."""
+    import typing
+
+    model: Any = Spec
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        if typing.get_origin(ann) is Union:  # Optional[Model]
+            ann = next((a for a in typing.get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
 def _allowed_keys(parent: Any, parent_path: tuple, root: Any) -> list[str]:
     if isinstance(parent, dict) and "type" in parent:
         model = _ENTRY_MODELS.get(_entry_tag(parent))
@@ -253,6 +272,9 @@ def _allowed_keys(parent: Any, parent_path: tuple, root: Any) -> list[str]:
             return list(model.model_fields)
     if parent_path == ():
         return list(Spec.model_fields)
+    model = _model_at(parent_path)
+    if model is not None:
+        return list(model.model_fields)
     for model in (Stage, InputSpec, AuxHead, BlockTemplate, ParamDecl):
         keys = set(model.model_fields)
         if isinstance(parent, dict) and len(keys & set(parent)) >= 1:
@@ -479,9 +501,7 @@ class Spec(Model):
     scaling: Scaling = Field(default_factory=Scaling, description="compile-time scaling policies")
     variants: dict[VariantName, Variant] = Field(
         default_factory=dict, description="named presets of the family, chosen with --variant")
-    training: dict[str, Any] = Field(
-        default_factory=dict, description="training recipe (label smoothing, progressive learning, ...): "
-                                          "recorded, reported, not used by the compiler")
+    train: Optional[Recipe] = Field(None, description="training recipe for `netspec train` (netspec.recipe)")
 
     _locs: Optional[Locations] = PrivateAttr(None)
 
@@ -544,7 +564,19 @@ def spec_from_data(data: Any, locs: Locations) -> Spec:
     spec._locs = locs
     _check_custom_entries(spec, locs)
     _check_stage_names(spec, locs)
+    _check_aux_weights(spec, locs)
     return spec
+
+
+def _check_aux_weights(spec: Spec, locs: Locations) -> None:
+    if spec.train is None:
+        return
+    heads = [a.name for a in spec.aux_heads]
+    for name in spec.train.aux_weights:
+        if name not in heads:
+            raise SpecError(Issue(locs.loc(("train", "aux_weights", name), key=True),
+                                  f"no auxiliary head '{name}'",
+                                  did_you_mean(name, heads, "aux heads") if heads else "this spec has no aux_heads"))
 
 
 def _check_stage_names(spec: Spec, locs: Locations) -> None:

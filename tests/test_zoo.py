@@ -164,7 +164,7 @@ def test_googlenet_keeps_torchvision_quirks(graphs):
     # the "5x5" branch is a 3x3 (vision#906), maxpool4 is 2x2 / 2
     assert G.nodes["stages.inception4.blocks.inception4a.branch3.conv"]["attrs"]["kernel"] == (3, 3)
     assert G.nodes["stages.inception4.blocks.maxpool4"]["attrs"]["kernel"] == (2, 2)
-    assert G.graph["training"]["aux_loss_weight"] == 0.3
+    assert G.graph["train"]["aux_weights"] == {"aux1": 0.3, "aux2": 0.3}
 
 
 def test_googlenet_with_the_papers_5x5_branch(figures):
@@ -191,8 +191,9 @@ def test_shufflenet_v1_unit_reports_indivisible_groups(write_spec):
 
 
 def test_inception_v3_records_its_training_recipe(graphs):
-    training = graphs("inception_v3").graph["training"]
-    assert training["label_smoothing"] == 0.1 and training["optimizer"]["type"] == "rmsprop"
+    train = graphs("inception_v3").graph["train"]
+    assert train["label_smoothing"] == 0.1 and train["optimizer"]["type"] == "rmsprop"
+    assert train["grad_clip"] == 2.0 and train["aux_weights"] == {"AuxLogits": 0.4}
 
 
 # ShuffleNet v1 family (architectures.md 6.1): groups, stem width, stage widths
