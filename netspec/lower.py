@@ -164,9 +164,13 @@ class Lowerer:
                 return list(group)
             k = int(index)
             if not -len(group) <= k < len(group):
-                have = (f"{len(group)} repeat(s) so far ({base}.0 .. {base}.{len(group) - 1})" if group
-                        else "no repeats before this one")
-                self.fail(ctx, i, f"'{name}': repeat {k} is out of range: '{base}' has {have}",
+                n = len(group)
+                listed = f"{base}.0" if n == 1 else f"{base}.0 .. {base}.{n - 1}"
+                if mine:
+                    have = f"this is its repeat {n}, after {listed}" if n else "this is its first repeat"
+                else:
+                    have = f"it has {n} repeat{'s' if n != 1 else ''} ({listed})" if n else "it has no repeats"
+                self.fail(ctx, i, f"'{name}': repeat {k} of '{base}' is out of range: {have}",
                           "index repeats from 0, or from the end with -1 (the last)", "inputs")
             return [group[k]]
         if not m:

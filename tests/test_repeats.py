@@ -149,8 +149,8 @@ def test_an_entry_reads_its_own_previous_repeats(write_spec):
 
 REPEAT_ERRORS = [
     # (inputs, message, line of the entry)
-    ("[f.3]", "'f.3': repeat 3 is out of range: 'f' has 3 repeat(s) so far (f.0 .. f.2)", 5),
-    ("[f.-4]", "'f.-4': repeat -4 is out of range", 5),
+    ("[f.3]", "'f.3': repeat 3 of 'f' is out of range: it has 3 repeats (f.0 .. f.2)", 5),
+    ("[f.-4]", "'f.-4': repeat -4 of 'f' is out of range", 5),
     ("[g.*]", "unknown input 'g.*'", 5),
     ("[ff.0]", "unknown input 'ff.0'", 5),
 ]
@@ -179,7 +179,7 @@ def test_own_output_before_the_first_repeat_is_an_error(write_spec):
           - {type: conv2d, name: f, out: 3, kernel: 1, inputs: [f.-1], repeat: 2}
         """)
     assert "spec.yaml:4:" in text and "stem[0].inputs" in text
-    assert "'f.-1': repeat -1 is out of range: 'f' has no repeats before this one" in text
+    assert "'f.-1': repeat -1 of 'f' is out of range: this is its first repeat" in text
 
 
 def test_an_empty_gather_is_an_error(write_spec):
