@@ -127,8 +127,8 @@ class Lowerer:
 
     def resolve_inputs(self, e: EntryBase, i: int, ctx: Context, prev: str,
                        own: Optional[list] = None) -> list[str]:
-        """The node ids an entry reads. `own`: while a repeated entry is being unrolled, the outputs of
-        its repeats so far (its own name then means them: `f.*`, `f.-1`), else None."""
+        """The node ids an entry reads. `own`: for an entry whose inputs gather its own repeats (`f.*`
+        inside `f`), the outputs of its repeats so far; else None."""
         if e.inputs is None:
             return [prev]
         raw = e.inputs if isinstance(e.inputs, list) else [e.inputs]
@@ -152,35 +152,28 @@ class Lowerer:
             return [prev]
         m = REPEAT_REF.match(name)
         base = m.group(1) if m else name
-        if own is not None and base == own[0]:
-            group, mine = own[1], True      # the entry refers to its own earlier repeats
-        else:
-            group, mine = ctx.repeats.get(base), False
-            if group is None and base in ctx.names:
-                group = [ctx.names[base]]    # `input`, or a name bound without repeats
+        if m and own is not None and base == own[0]:  # the entry's own earlier repeats
+            if m.group(4) is None:
+                self.fail(ctx, i, f"'{name}': an entry cannot read one of its own repeats by index "
+                                  "(its first repeat has none before it)",
+                          f"'{base}.*' gathers the repeats before the current one (none in the first)", "inputs")
+            return list(own[1])
+        group = ctx.repeats.get(base)
+        if group is None and base in ctx.names:
+            group = [ctx.names[base]]  # `input`, or a name bound without repeats
         if m and group is not None:
-            index = m.group(2) if m.group(2) is not None else m.group(3)
-            if index is None:                # name.*
+            if m.group(4) is not None:  # name.*
                 return list(group)
-            k = int(index)
+            k = int(m.group(2) if m.group(2) is not None else m.group(3))
             if not -len(group) <= k < len(group):
                 n = len(group)
                 listed = f"{base}.0" if n == 1 else f"{base}.0 .. {base}.{n - 1}"
-                if mine:
-                    have = f"this is its repeat {n}, after {listed}" if n else "this is its first repeat"
-                else:
-                    have = f"it has {n} repeat{'s' if n != 1 else ''} ({listed})" if n else "it has no repeats"
+                have = f"it has {n} repeat{'s' if n != 1 else ''} ({listed})" if n else "it has no repeats"
                 self.fail(ctx, i, f"'{name}': repeat {k} of '{base}' is out of range: {have}",
                           "index repeats from 0, or from the end with -1 (the last)", "inputs")
             return [group[k]]
-        if not m:
-            if mine:
-                if not group:
-                    self.fail(ctx, i, f"'{name}' refers to this entry's own output before its first repeat",
-                              f"use '{name}.*' to gather the earlier repeats (empty in the first one)", "inputs")
-                return [group[-1]]
-            if name in ctx.names:
-                return [ctx.names[name]]
+        if not m and name in ctx.names:
+            return [ctx.names[name]]
         if ctx.path is not None and name in self.G and not ctx.trace:
             return [name]  # a full scope path at top level (`stem.0`)
         visible = [n for n in ctx.names if n != "prev"] + ["prev"]
@@ -194,8 +187,8 @@ class Lowerer:
         input_free = not (is_expression(e.when) and {"in", "in_h", "in_w"} & set(variables(e.when)))
         if input_free and not self.resolve_value(e.when, ctx.env, ctx, i, "when"):
             return prev
-        # An entry whose inputs name itself (`f.*`, `f.-1`) reads its own earlier repeats, re-resolved
-        # for every repeat (dense connectivity); any other repeat reads the previous repeat's output.
+        # An entry whose inputs gather its own repeats (`f.*` inside f) reads all its earlier repeats,
+        # resolved again for every repeat (dense connectivity); any other repeat reads the previous one.
         own: list[str] = []
         self_ref = e.name is not None and e.inputs is not None and self.refers_to_itself(e, i, ctx)
         inputs = self.resolve_inputs(e, i, ctx, prev, own=own if self_ref else None)
@@ -250,12 +243,14 @@ class Lowerer:
         return out
 
     def refers_to_itself(self, e: EntryBase, i: int, ctx: Context) -> bool:
+        """True if the entry's inputs name its own repeats (`f.*`, `f.0` inside f); a bare `f` still
+        means an earlier entry of that name (a later part may reuse a name)."""
         raw = e.inputs if isinstance(e.inputs, list) else [e.inputs]
         for item in raw:
             value = self.resolve_value(item, ctx.env, ctx, i, "inputs")
             for name in value if isinstance(value, list) else [value]:
-                m = isinstance(name, str) and REPEAT_REF.match(name)
-                if (m.group(1) if m else name) == e.name:
+                m = REPEAT_REF.match(name) if isinstance(name, str) else None
+                if m and m.group(1) == e.name:
                     return True
         return False
 

@@ -122,7 +122,7 @@ def test_single_repeats_by_index_from_either_end(write_spec):
 
 
 def test_an_entry_reads_its_own_previous_repeats(write_spec):
-    """Inside f, `f.*` is the repeats before this one and `f.-1` the previous one (an explicit chain)."""
+    """Inside f, `f.*` is the repeats before this one; a later entry reads one of them by index."""
     G = lower(write_spec, """
         name: own
         input: {channels: 4, size: 8}
@@ -130,7 +130,6 @@ def test_an_entry_reads_its_own_previous_repeats(write_spec):
           - {type: conv2d, name: c, out: 4, kernel: 1}
           - {type: conv2d, name: d, out: 4, kernel: 1}
           - {type: add, name: f, inputs: [c, d, f.*], repeat: 3}
-          - {type: add, name: g, inputs: [c, g.-1], repeat: 3, when: false}
         """)
     assert G.nodes["stem.f.0"]["inputs"] == ["stem.c", "stem.d"]
     assert G.nodes["stem.f.2"]["inputs"] == ["stem.c", "stem.d", "stem.f.0", "stem.f.1"]
@@ -171,15 +170,28 @@ def test_bad_repeat_references_are_located(write_spec, inputs, message, line):
         assert "did you mean 'f'?" in text
 
 
-def test_own_output_before_the_first_repeat_is_an_error(write_spec):
-    text = error(write_spec, """
+@pytest.mark.parametrize("ref", ["f.-1", "f.0", "'f[-1]'"])
+def test_an_entry_cannot_index_its_own_repeats(write_spec, ref):
+    text = error(write_spec, f"""
         name: bad
-        input: {channels: 3, size: 8}
+        input: {{channels: 3, size: 8}}
         stem:
-          - {type: conv2d, name: f, out: 3, kernel: 1, inputs: [f.-1], repeat: 2}
+          - {{type: conv2d, name: f, out: 3, kernel: 1, inputs: [input, {ref}], repeat: 2}}
         """)
     assert "spec.yaml:4:" in text and "stem[0].inputs" in text
-    assert "'f.-1': repeat -1 of 'f' is out of range: this is its first repeat" in text
+    assert "an entry cannot read one of its own repeats by index" in text and "'f.*' gathers" in text
+
+
+def test_a_bare_name_still_means_the_earlier_entry(write_spec):
+    """A later part may reuse a name; `inputs: conv` inside head.conv reads stem.conv, as before."""
+    G = lower(write_spec, """
+        name: shadow
+        input: {channels: 3, size: 8}
+        stem: [{type: conv2d, name: conv, out: 4, kernel: 1}, {type: relu}]
+        head: [{type: conv2d, name: conv, out: 4, kernel: 1, inputs: conv, repeat: 2}]
+        """)
+    assert G.nodes["head.conv.0"]["inputs"] == ["stem.conv"]
+    assert G.nodes["head.conv.1"]["inputs"] == ["head.conv.0"]
 
 
 def test_an_empty_gather_is_an_error(write_spec):
