@@ -363,7 +363,7 @@ class Lowerer:
         if self.aux:
             for ai, head in enumerate(spec.aux_heads):
                 loc = spec.locs.loc(("aux_heads", ai, "at"))
-                start = names.get(head.at) or (head.at if head.at in G else None)
+                start = names.get(head.at) or (head.at if head.at in G else None) or one_repeat(head.at, repeats)
                 if start is None:
                     raise SpecError(Issue(loc, f"aux head '{head.name}' is attached at unknown point '{head.at}'",
                                           did_you_mean(head.at, [n for n in names if n != "prev"], "names")))
@@ -393,6 +393,16 @@ class Lowerer:
                     n = 1  # needs $in: counted as one, reported properly when lowered
                 total += n if isinstance(n, int) else 1
         return total
+
+
+def one_repeat(ref: str, repeats: dict) -> Optional[str]:
+    """The node of `f.k` / `f.-k` / 'f[-k]' among the named repeats, or None."""
+    m = REPEAT_REF.match(ref)
+    group = repeats.get(m.group(1)) if m and m.group(4) is None else None
+    if not group:
+        return None
+    k = int(m.group(2) if m.group(2) is not None else m.group(3))
+    return group[k] if -len(group) <= k < len(group) else None
 
 
 def global_env(num_classes: int, variables: dict, locs) -> dict:

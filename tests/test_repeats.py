@@ -121,6 +121,30 @@ def test_single_repeats_by_index_from_either_end(write_spec):
     assert G.nodes["stem.a"]["inputs"] == ["stem.f.0", "stem.f.2", "stem.f.1", "stem.f.2"]
 
 
+def test_aux_heads_attach_at_one_repeat(write_spec):
+    G = lower(write_spec, """
+        name: aux_at
+        input: {channels: 3, size: 8}
+        stem:
+          - {type: conv2d, name: f, out: 4, kernel: 1, repeat: 3}
+        head: [{type: global_avgpool, keepdim: false}, {type: linear, out: 2}]
+        aux_heads:
+          - {name: early, at: f.0, layers: [{type: global_avgpool, keepdim: false}]}
+          - {name: late, at: f.-2, layers: [{type: global_avgpool, keepdim: false}]}
+        """)
+    assert G.nodes["aux.early.0"]["inputs"] == ["stem.f.0"]
+    assert G.nodes["aux.late.0"]["inputs"] == ["stem.f.1"]
+    text = error(write_spec, """
+        name: aux_at
+        input: {channels: 3, size: 8}
+        stem:
+          - {type: conv2d, name: f, out: 4, kernel: 1, repeat: 3}
+        aux_heads:
+          - {name: early, at: f.3, layers: [{type: global_avgpool, keepdim: false}]}
+        """)
+    assert "spec.yaml:6:" in text and "attached at unknown point 'f.3'" in text
+
+
 def test_an_entry_reads_its_own_previous_repeats(write_spec):
     """Inside f, `f.*` is the repeats before this one; a later entry reads one of them by index."""
     G = lower(write_spec, """
