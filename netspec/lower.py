@@ -1,8 +1,8 @@
 """Lowering: a validated `Spec` → the graph IR (a `networkx.DiGraph` of primitive ops).
 
-Blocks are expanded from their templates, repeats unrolled, names resolved to
-nodes and every node's shape inferred as it is added (templates need their
-input's channels: `$in`). The result is the single IR every later pass reads.
+Blocks are expanded from their templates, repeats unrolled, names (`f`, and
+`f.0`, `f.-1`, `f.*` for the repeats of `f`) resolved to nodes and every node's
+shape inferred as it is added (templates need their input's channels: `$in`). The result is the single IR every later pass reads.
 
 Graph attributes (`G.graph`):
     name, input_shape (C, H, W), num_classes, reference, training,
@@ -348,7 +348,7 @@ class Lowerer:
         prev = "input"
         self.add_scope("stem", "stem")
         prev = self.lower_entries(spec.stem, Context("stem", names, env, "stem", path=("stem",), part="stem",
-                                                           repeats=repeats), prev)
+                                                     repeats=repeats), prev)
         for si, stage in enumerate(spec.stages):
             scope = f"stages.{stage.name or si}"
             self.add_scope(scope, "stage", stage=si, label=stage.name or f"stage {si}", loc=spec.locs.loc(("stages", si)))
@@ -358,7 +358,7 @@ class Lowerer:
                                                             repeats=repeats), prev)
         self.add_scope("head", "head")
         prev = self.lower_entries(spec.head, Context("head", names, env, "head", path=("head",), part="head",
-                                                           repeats=repeats), prev)
+                                                     repeats=repeats), prev)
         G.graph["outputs"]["logits"] = prev
         if self.aux:
             for ai, head in enumerate(spec.aux_heads):
