@@ -29,11 +29,12 @@ def test_counts_equal_torchvision(variant, figures):
 def test_each_layer_reads_everything_before_it_in_its_block():
     G = graph("densenet121")
     layer = "stages.denseblock2.blocks.layer"
-    assert G.nodes[f"{layer}.3.cat"]["inputs"] == ["stages.denseblock1.blocks.transition1.pool",
+    assert G.nodes[f"{layer}.3.cat"]["inputs"] == ["stages.denseblock2.blocks.transition1.pool",
                                                    *(f"{layer}.{k}.conv2" for k in range(3))]
-    # 64 + 6 * 32 = 256 -> 128; 128 + 12 * 32 = 512 -> 256; 256 + 24 * 32 = 1024 -> 512; 512 + 16 * 32
+    # 64 + 6 * 32 = 256; -> 128 + 12 * 32 = 512; -> 256 + 24 * 32 = 1024; -> 512 + 16 * 32 = 1024
     shapes = {p.name: tuple(p.output_shape) for p in costs.parts(G)}
-    assert [shapes[f"denseblock{k}"][0] for k in range(1, 5)] == [128, 256, 512, 1024]
+    assert [shapes[f"denseblock{k}"] for k in range(1, 5)] == [(256, 56, 56), (512, 28, 28), (1024, 14, 14),
+                                                                 (1024, 7, 7)]
 
 
 def test_densenet121_equals_torchvision_after_copying_its_tensors():
