@@ -18,7 +18,7 @@ DENSE = """
     input: {channels: 8, size: 16}
     num_classes: 10
     blocks:
-      dense_layer:
+      dense_unit:
         doc: DenseNet-style layer - concat of all it reads, BN-ReLU-conv3x3 to `growth` new channels.
         params: {growth: {type: int}}
         body:
@@ -31,7 +31,7 @@ DENSE = """
     stages:
       - name: dense1
         blocks:
-          - {type: dense_layer, name: f, growth: 4, repeat: 3, inputs: [conv0, f.*]}
+          - {type: dense_unit, name: f, growth: 4, repeat: 3, inputs: [conv0, f.*]}
           - {type: concat, name: out, inputs: [conv0, f.*]}
     head:
       - {type: global_avgpool, keepdim: false}
