@@ -11,6 +11,7 @@ given variables are reachable, so a spec can never run code.
 from __future__ import annotations
 
 import ast
+import difflib
 import math
 from functools import lru_cache
 import operator
@@ -27,9 +28,10 @@ _PREFIX = "__v_"
 class ExprError(ValueError):
     """An expression that cannot be parsed or evaluated; message is user-facing."""
 
-    def __init__(self, message: str, hint: str = ""):
+    def __init__(self, message: str, hint: str = "", bare_name: str | None = None):
         super().__init__(message)
         self.hint = hint
+        self.bare_name = bare_name  # a name written without `$` (the caller may know it as an entry name)
 
 
 FUNCTIONS = {
@@ -145,7 +147,7 @@ class _Evaluator:
         if node.id in _NAMED_CONSTANTS:
             return _NAMED_CONSTANTS[node.id]
         raise ExprError(f"bare name '{node.id}' in expression '{self.text}'",
-                        f"variables are written with a dollar sign: ${node.id}")
+                        bare_name_hint(node.id, self.env), bare_name=node.id)
 
     def visit_List(self, node: ast.List) -> list:
         return [self.visit(e) for e in node.elts]
@@ -226,6 +228,23 @@ class _Evaluator:
             return self._check(FUNCTIONS[node.func.id](*args, **kwargs))
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             raise ExprError(f"bad call in '{self.text}': {exc}") from None
+
+
+def bare_name_hint(name: str, variables: Mapping[str, Any], entries: Any = ()) -> str:
+    """What a name written without `$` inside an expression should have been: a variable (`$c2`),
+    or an entry name, which inside an expression is a quoted string (`'c2'`)."""
+    entries = [e for e in entries if e != "prev"]
+    if name in entries and name in variables:
+        return f"'{name}' is both an entry name and a variable here: write '{name}' for the entry, ${name} for the variable"
+    if name in entries:
+        return f"'{name}' is an entry name: inside an expression write it as a quoted string, '{name}'"
+    if name in variables:
+        return f"'{name}' is a variable: variables are written with a dollar sign, ${name}"
+    close = difflib.get_close_matches(name, [*entries, *variables], n=1, cutoff=0.6)
+    if close:
+        spelled = f"'{close[0]}' (an entry name)" if close[0] in entries else f"${close[0]} (a variable)"
+        return f"did you mean {spelled}? Variables are written $name, entry names as quoted strings"
+    return "variables are written with a dollar sign ($name), entry names as quoted strings ('name')"
 
 
 def substitute(value: Any, env: Mapping[str, Any]) -> Any:

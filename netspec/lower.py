@@ -1,8 +1,8 @@
 """Lowering: a validated `Spec` → the graph IR (a `networkx.DiGraph` of primitive ops).
 
-Blocks are expanded from their templates, repeats unrolled, names resolved to
-nodes and every node's shape inferred as it is added (templates need their
-input's channels: `$in`). The result is the single IR every later pass reads.
+Blocks are expanded from their templates, repeats unrolled, names (`f`, and
+`f.0`, `f.-1`, `f.*` for the repeats of `f`) resolved to nodes and every node's
+shape inferred as it is added (templates need their input's channels: `$in`). The result is the single IR every later pass reads.
 
 Graph attributes (`G.graph`):
     name, input_shape (C, H, W), num_classes, reference, train (the recipe as data, or None),
@@ -21,6 +21,7 @@ Edges carry `shape` (the tensor on the edge).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Optional
@@ -30,12 +31,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import ops
 from .errors import Issue, SourceLoc, SpecError, did_you_mean
-from .expr import ExprError, is_expression, substitute, variables
+from .expr import ExprError, bare_name_hint, is_expression, substitute, variables
 from .infer import infer_op
 from .limits import MAX_GRAPH_NODES, MAX_REPEAT
 from .spec import PARAM_TYPES, BlockTemplate, CustomEntry, EntryBase, Spec
 
 COMMON_FIELDS = ("type", "name", "inputs", "repeat", "when")
+# a reference to repeats of a named entry: `f.2`, `f.-1`, `f[-1]` (one repeat), `f.*` (all so far)
+REPEAT_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\.(-?[0-9]+)|\[(-?[0-9]+)\]|\.(\*))$")
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Context:
     part: Optional[str] = None     # top-level part: "stem", a stage scope, "head" or an aux head scope
     defined: set = field(default_factory=set)  # names written in this body (a later part may shadow them)
     tpl_path: Optional[tuple] = None  # spec path of the body when inside a block the spec defines itself
+    repeats: dict = field(default_factory=dict)  # entry name -> the outputs of its repeats, in order (`f.0`, `f.*`)
 
 
 @lru_cache(maxsize=None)
@@ -100,7 +104,10 @@ class Lowerer:
         try:
             return substitute(value, env)
         except ExprError as exc:
-            self.fail(ctx, index, f"{key}: {exc}", exc.hint, key)
+            hint = exc.hint
+            if exc.bare_name:  # only here do we know the entry names in scope
+                hint = bare_name_hint(exc.bare_name, env, [*ctx.names, *ctx.repeats])
+            self.fail(ctx, index, f"{key}: {exc}", hint, key)
 
     def shape(self, node: str) -> ops.Shape:
         return self.G.nodes[node]["shape"]
@@ -120,24 +127,61 @@ class Lowerer:
             ctx.names["prev"] = prev
         return prev
 
-    def resolve_inputs(self, e: EntryBase, i: int, ctx: Context, prev: str) -> list[str]:
+    def resolve_inputs(self, e: EntryBase, i: int, ctx: Context, prev: str,
+                       own: Optional[list] = None) -> list[str]:
+        """The node ids an entry reads. `own`: for an entry whose inputs gather its own repeats (`f.*`
+        inside `f`), the outputs of its repeats so far; else None."""
         if e.inputs is None:
             return [prev]
         raw = e.inputs if isinstance(e.inputs, list) else [e.inputs]
         out = []
-        for name in raw:
-            name = self.resolve_value(name, ctx.env, ctx, i, "inputs")
-            if name == "prev":
-                out.append(prev)
-            elif name in ctx.names:
-                out.append(ctx.names[name])
-            elif ctx.path is not None and name in self.G and not ctx.trace:
-                out.append(name)  # a full scope path at top level
-            else:
-                visible = [n for n in ctx.names if n != "prev"] + ["prev"]
-                self.fail(ctx, i, f"unknown input '{name}'",
-                          did_you_mean(name, visible, "names here") + " (names refer to earlier entries)", "inputs")
+        for item in raw:
+            value = self.resolve_value(item, ctx.env, ctx, i, "inputs")
+            for name in value if isinstance(value, list) else [value]:
+                out.extend(self.lookup(name, i, ctx, prev, own=(e.name, own) if own is not None else None))
+        if not out:
+            self.fail(ctx, i, f"inputs {e.inputs!r} name no tensor",
+                      "a repeat group gathered with `name.*` is empty before its first repeat; "
+                      "add another input (e.g. `input`)", "inputs")
         return out
+
+    def lookup(self, name: Any, i: int, ctx: Context, prev: str, own: Optional[tuple] = None) -> list[str]:
+        """Resolve one reference: `prev`, an entry name (its last repeat), `name.k` / `name.-k` /
+        'name[-k]' (one repeat), `name.*` (every repeat so far, in order) or a full scope path."""
+        if not isinstance(name, str):
+            self.fail(ctx, i, f"inputs: expected entry names, got {name!r}", "names are strings", "inputs")
+        if name == "prev":
+            return [prev]
+        m = REPEAT_REF.match(name)
+        base = m.group(1) if m else name
+        if m and own is not None and base == own[0]:  # the entry's own earlier repeats
+            if m.group(4) is None:
+                self.fail(ctx, i, f"'{name}': an entry cannot read one of its own repeats by index "
+                                  "(its first repeat has none before it)",
+                          f"'{base}.*' gathers the repeats before the current one (none in the first)", "inputs")
+            return list(own[1])
+        group = ctx.repeats.get(base)
+        if group is None and base in ctx.names:
+            group = [ctx.names[base]]  # `input`, or a name bound without repeats
+        if m and group is not None:
+            if m.group(4) is not None:  # name.*
+                return list(group)
+            k = int(m.group(2) if m.group(2) is not None else m.group(3))
+            if not -len(group) <= k < len(group):
+                n = len(group)
+                listed = f"{base}.0" if n == 1 else f"{base}.0 .. {base}.{n - 1}"
+                have = f"it has {n} repeat{'s' if n != 1 else ''} ({listed})" if n else "it has no repeats"
+                self.fail(ctx, i, f"'{name}': repeat {k} of '{base}' is out of range: {have}",
+                          "index repeats from 0, or from the end with -1 (the last)", "inputs")
+            return [group[k]]
+        if not m and name in ctx.names:
+            return [ctx.names[name]]
+        if ctx.path is not None and name in self.G and not ctx.trace:
+            return [name]  # a full scope path at top level (`stem.0`)
+        visible = [n for n in ctx.names if n != "prev"] + ["prev"]
+        self.fail(ctx, i, f"unknown input '{name}'",
+                  did_you_mean(base, visible, "names here")
+                  + " (names refer to earlier entries; `name.k`, `name.-1`, `name.*` address repeats)", "inputs")
 
     def lower_entry(self, e: EntryBase, i: int, ctx: Context, prev: str) -> str:
         # A condition that does not look at the input is decided first, so a skipped entry
@@ -145,7 +189,11 @@ class Lowerer:
         input_free = not (is_expression(e.when) and {"in", "in_h", "in_w"} & set(variables(e.when)))
         if input_free and not self.resolve_value(e.when, ctx.env, ctx, i, "when"):
             return prev
-        inputs = self.resolve_inputs(e, i, ctx, prev)
+        # An entry whose inputs gather its own repeats (`f.*` inside f) reads all its earlier repeats,
+        # resolved again for every repeat (dense connectivity); any other repeat reads the previous one.
+        own: list[str] = []
+        self_ref = e.name is not None and e.inputs is not None and self.refers_to_itself(e, i, ctx)
+        inputs = self.resolve_inputs(e, i, ctx, prev, own=own if self_ref else None)
         env = self.input_env(ctx.env, inputs[0])
         if not input_free and not self.resolve_value(e.when, env, ctx, i, "when"):
             return prev
@@ -167,7 +215,7 @@ class Lowerer:
         out = prev
         for k in range(repeat):
             if k > 0:
-                inputs = [out]
+                inputs = self.resolve_inputs(e, i, ctx, out, own=own) if self_ref else [out]
             env = self.input_env(ctx.env, inputs[0])
             params = {key: self.resolve_value(v, env, ctx, i, key) for key, v in given.items()}
             if k > 0 and "stride" in self.param_names(type_name):
@@ -192,13 +240,27 @@ class Lowerer:
             else:
                 choices = sorted({*ops.OPS, *self.templates} - {"input"})
                 self.fail(ctx, i, f"unknown type '{type_name}'", did_you_mean(type_name, choices, "types"), "type")
+            own.append(out)
         if e.name:
             if e.name in ctx.defined or e.name in ("input", "prev"):
                 where = "in this block" if ctx.trace else f"in {ctx.part}"
                 self.fail(ctx, i, f"duplicate name '{e.name}' {where}", "give each entry its own name", "name")
             ctx.names[e.name] = out
+            ctx.repeats[e.name] = own
             ctx.defined.add(e.name)
         return out
+
+    def refers_to_itself(self, e: EntryBase, i: int, ctx: Context) -> bool:
+        """True if the entry's inputs name its own repeats (`f.*`, `f.0` inside f); a bare `f` still
+        means an earlier entry of that name (a later part may reuse a name)."""
+        raw = e.inputs if isinstance(e.inputs, list) else [e.inputs]
+        for item in raw:
+            value = self.resolve_value(item, ctx.env, ctx, i, "inputs")
+            for name in value if isinstance(value, list) else [value]:
+                m = REPEAT_REF.match(name) if isinstance(name, str) else None
+                if m and m.group(1) == e.name:
+                    return True
+        return False
 
     def param_names(self, type_name: str) -> set[str]:
         if ops.is_op(type_name):
@@ -225,8 +287,9 @@ class Lowerer:
             self.fail(ctx, i, f"{op.name} '{node_id}': {key}: {err['msg']}{got}", hint, key if not ctx.trace else None)
         if op.arity is not None and len(inputs) != op.arity:
             self.fail(ctx, i, f"{op.name} takes {op.arity} input(s), got {len(inputs)}", "check `inputs:`", "inputs")
-        if op.arity is None and len(inputs) < 2:
-            self.fail(ctx, i, f"{op.name} needs two or more inputs, got {len(inputs)}", "name them in `inputs:`", "inputs")
+        if op.arity is None and len(inputs) < op.min_inputs:
+            self.fail(ctx, i, f"{op.name} needs {op.min_inputs} or more inputs, got {len(inputs)}",
+                      "name them in `inputs:`", "inputs")
         in_shapes = [self.shape(n) for n in inputs]
         try:
             inf = infer_op(op, p, in_shapes)
@@ -269,6 +332,7 @@ class Lowerer:
         }
         names = {"input": inputs[0], **{f"input{j}": n for j, n in enumerate(inputs)}}
         inner = Context(scope=scope, names=names, env=benv, stage=ctx.stage, aux=ctx.aux, path=None,
+                        repeats={"input": list(inputs)},  # `input.*`: every input of the block
                         call_loc=self.loc(ctx, i), trace=ctx.trace + (type_name,), blocks=ctx.blocks + (scope,),
                         part=ctx.part,
                         tpl_path=("blocks", type_name, "body") if type_name in self.spec.blocks else None)
@@ -293,23 +357,27 @@ class Lowerer:
                    loc=spec.locs.loc(("input",)), template=())
         env = global_env(spec.num_classes, spec.vars, spec.locs)
         names = {"input": "input"}
+        repeats: dict = {}  # shared by stem, stages and head, like `names`
         self.total_blocks = self.count_stage_blocks(env)
         prev = "input"
         self.add_scope("stem", "stem")
-        prev = self.lower_entries(spec.stem, Context("stem", names, env, "stem", path=("stem",), part="stem"), prev)
+        prev = self.lower_entries(spec.stem, Context("stem", names, env, "stem", path=("stem",), part="stem",
+                                                     repeats=repeats), prev)
         for si, stage in enumerate(spec.stages):
             scope = f"stages.{stage.name or si}"
             self.add_scope(scope, "stage", stage=si, label=stage.name or f"stage {si}", loc=spec.locs.loc(("stages", si)))
             G.graph["stages"].append(scope)
             prev = self.lower_entries(stage.blocks, Context(f"{scope}.blocks", names, env, si,
-                                                            path=("stages", si, "blocks"), part=scope), prev)
+                                                            path=("stages", si, "blocks"), part=scope,
+                                                            repeats=repeats), prev)
         self.add_scope("head", "head")
-        prev = self.lower_entries(spec.head, Context("head", names, env, "head", path=("head",), part="head"), prev)
+        prev = self.lower_entries(spec.head, Context("head", names, env, "head", path=("head",), part="head",
+                                                     repeats=repeats), prev)
         G.graph["outputs"]["logits"] = prev
         if self.aux:
             for ai, head in enumerate(spec.aux_heads):
                 loc = spec.locs.loc(("aux_heads", ai, "at"))
-                start = names.get(head.at) or (head.at if head.at in G else None)
+                start = names.get(head.at) or (head.at if head.at in G else None) or one_repeat(head.at, repeats)
                 if start is None:
                     raise SpecError(Issue(loc, f"aux head '{head.name}' is attached at unknown point '{head.at}'",
                                           did_you_mean(head.at, [n for n in names if n != "prev"], "names")))
@@ -321,7 +389,8 @@ class Lowerer:
                                           "choose a scope no other entry uses"))
                 self.add_scope(scope, "aux", aux=True, loc=loc, label=f"aux head {head.name}")
                 out = self.lower_entries(head.layers, Context(scope, dict(names), env, "aux", aux=True,
-                                                              path=("aux_heads", ai, "layers"), part=scope), start)
+                                                              path=("aux_heads", ai, "layers"), part=scope,
+                                                              repeats=dict(repeats)), start)
                 G.graph["outputs"][head.name] = out
         outputs = set(G.graph["outputs"].values())
         # computed but never read: usually a forgotten `inputs:` (reported as a warning, not an error)
@@ -338,6 +407,16 @@ class Lowerer:
                     n = 1  # needs $in: counted as one, reported properly when lowered
                 total += n if isinstance(n, int) else 1
         return total
+
+
+def one_repeat(ref: str, repeats: dict) -> Optional[str]:
+    """The node of `f.k` / `f.-k` / 'f[-k]' among the named repeats, or None."""
+    m = REPEAT_REF.match(ref)
+    group = repeats.get(m.group(1)) if m and m.group(4) is None else None
+    if not group:
+        return None
+    k = int(m.group(2) if m.group(2) is not None else m.group(3))
+    return group[k] if -len(group) <= k < len(group) else None
 
 
 def global_env(num_classes: int, variables: dict, locs) -> dict:

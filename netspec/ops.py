@@ -138,8 +138,9 @@ class Op:
     name: ClassVar[str]
     kind: ClassVar[Kind]
     Params: ClassVar[type[Params]] = NoParams
-    #: number of inputs; None means two or more
+    #: number of inputs; None means any number from `min_inputs` up
     arity: ClassVar[Optional[int]] = 1
+    min_inputs: ClassVar[int] = 2
     doc: ClassVar[str] = ""
 
     def resolve(self, p: Params, ins: list[Shape]) -> dict:
@@ -410,6 +411,9 @@ class BatchNormParams(Params):
     eps: Annotated[float, Field(gt=0)] = 1e-5
     momentum: Optional[Annotated[float, Field(ge=0, le=1)]] = 0.1
     affine: bool = True
+    zero_init: bool = Field(False, description=(
+        "start the scale (gamma) at 0 instead of 1, so a residual branch ending here starts as the "
+        "identity (Goyal et al. 2017; torchvision's zero_init_residual)"))
 
 
 @register
@@ -441,7 +445,10 @@ class BatchNorm(Op):
     def torch(self, a, ins, out):
         import torch.nn as nn
         cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
-        return cls(a["channels"], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+        bn = cls(a["channels"], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+        if a["zero_init"] and a["affine"]:
+            nn.init.zeros_(bn.weight)
+        return bn
 
 
 class LRNParams(Params):
@@ -893,6 +900,7 @@ class Concat(Op):
     name = "concat"
     kind = Kind.DATA
     arity = None
+    min_inputs = 1  # one input is the identity (torch.cat of one tensor; DenseNet's first layer reads [x])
     doc = "Concatenate along channels; spatial sizes must agree."
     elementwise = "concat"
 

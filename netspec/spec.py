@@ -48,7 +48,8 @@ class EntryBase(Model):
 
     name: Optional[Name] = Field(None, description="name of this entry; other entries refer to it by this name")
     inputs: Optional[Union[str, list[str]]] = Field(
-        None, description="names of the entries this one reads (default: the previous entry)")
+        None, description="names of the entries this one reads (default: the previous entry); for a "
+                          "repeated entry f: f.0, f.-1 one repeat, f.* all of them")
     repeat: Union[Annotated[int, Field(ge=0, le=MAX_REPEAT)], Expr] = Field(
         1, description="repeat the entry; only the first repeat keeps its `stride`")
     when: Union[bool, Expr] = Field(True, description="include the entry only if this is true")

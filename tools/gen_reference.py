@@ -52,7 +52,10 @@ def op_section() -> list[str]:
     for kind, members in by_kind.items():
         out += [f"### {kind}", ""]
         for op in members:
-            arity = "two or more inputs" if op.arity is None else f"{op.arity} input" + ("s" if op.arity > 1 else "")
+            if op.arity is None:
+                arity = f"{'one' if op.min_inputs == 1 else 'two'} or more inputs"
+            else:
+                arity = f"{op.arity} input" + ("s" if op.arity > 1 else "")
             out += [f"#### `{op.name}`", "", f"{op.doc} ({arity})", ""]
             fields = op.Params.model_fields
             if not fields:
