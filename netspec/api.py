@@ -3,6 +3,8 @@
     spec  = load("specs/mobilenet_v2.yaml")          # YAML -> validated Spec
     graph = lower(spec)                              # Spec -> graph IR with shapes
     model = compile(graph)                           # graph IR -> torch.nn.Module (imports torch)
+
+    model = build("specs/efficientnet.yaml", variant="b3", weights="efficientnet_b3.pth")
 """
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ from pathlib import Path
 import networkx as nx
 
 from .lower import lower
+from .scale import apply_scaling
 from .spec import Spec, load_spec
 
 
-def load(source: str | Path, *, overrides: list[str] | None = None) -> Spec:
-    """Read, validate (and, with overrides `path=value`, patch) a spec."""
-    return load_spec(source, overrides=overrides)
+def load(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None) -> Spec:
+    """Read, validate (and, with overrides `path=value`, patch) a spec; with `variant`, scale it to that preset."""
+    spec = load_spec(source, overrides=overrides)
+    return apply_scaling(spec, variant=variant) if variant is not None else spec
 
 
 def compile(graph: nx.DiGraph, *, seed: int | None = 0):
@@ -28,9 +32,17 @@ def compile(graph: nx.DiGraph, *, seed: int | None = 0):
     return compile_graph(graph, seed=seed)
 
 
-def build(source: str | Path, *, overrides: list[str] | None = None, aux: bool = True, seed: int | None = 0):
-    """load → lower → compile in one call."""
-    return compile(lower(load(source, overrides=overrides), aux=aux), seed=seed)
+def build(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None, aux: bool = True,
+          seed: int | None = 0, weights: str | Path | None = None):
+    """load → lower → compile in one call; `weights` loads a checkpoint (netspec's own keys, or the
+    spec's reference's: see docs/interop.md)."""
+    spec = load(source, overrides=overrides, variant=variant)
+    model = compile(lower(spec, aux=aux), seed=seed)
+    if weights is not None:
+        from .weights import load_weights, reference_keys
+        load_weights(model, weights, ref_keys=reference_keys(spec.reference_keys,
+                                                             spec.locs.loc(("reference_keys",))))
+    return model
 
 
 __all__ = ["load", "lower", "compile", "build"]
