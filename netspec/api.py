@@ -37,11 +37,21 @@ def build(source: str | Path, *, overrides: list[str] | None = None, variant: st
     """load → lower → compile in one call; `weights` loads a checkpoint (netspec's own keys, or the
     spec's reference's: see docs/interop.md)."""
     spec = load(source, overrides=overrides, variant=variant)
-    model = compile(lower(spec, aux=aux), seed=seed)
-    if weights is not None:
-        from .weights import load_weights, reference_keys
-        load_weights(model, weights, ref_keys=reference_keys(spec.reference_keys,
-                                                             spec.locs.loc(("reference_keys",))))
+    graph = lower(spec, aux=aux)
+    if weights is None:
+        return compile(graph, seed=seed)
+    return compile_with_weights(graph, spec, weights)
+
+
+def compile_with_weights(graph: nx.DiGraph, spec: Spec, weights: str | Path):
+    """Compile without initialising (on the meta device) and take every tensor from the checkpoint."""
+    import torch
+
+    from .weights import load_weights, reference_keys
+    keys = reference_keys(spec.reference_keys, spec.locs.loc(("reference_keys",)))
+    with torch.device("meta"):
+        model = compile(graph, seed=None)
+    load_weights(model, weights, ref_keys=keys)
     return model
 
 

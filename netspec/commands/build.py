@@ -117,13 +117,17 @@ def run(args) -> int:
     loaded = load_graph(args)
     from ..api import compile
 
-    model = compile(loaded.graph, seed=args.seed)
     report = None
     if args.weights:
         from ..weights import load_weights, reference_keys
         spec = loaded.spec
-        report = load_weights(model, args.weights,
-                              ref_keys=reference_keys(spec.reference_keys, spec.locs.loc(("reference_keys",))))
+        keys = reference_keys(spec.reference_keys, spec.locs.loc(("reference_keys",)))
+        import torch
+        with torch.device("meta"):  # every tensor comes from the file: nothing to initialise
+            model = compile(loaded.graph, seed=None)
+        report = load_weights(model, args.weights, ref_keys=keys)
+    else:
+        model = compile(loaded.graph, seed=args.seed)
     s = summary(loaded)
     n_torch = sum(p.numel() for p in model.parameters())
     if n_torch != s["params_with_aux"]:  # the IR and the module must agree; a mismatch is a netspec bug
