@@ -8,7 +8,8 @@ a `.safetensors` file. Its tensors are matched to the model's `state_dict()` key
    that list (a torchvision checkpoint): the i-th reference key is the i-th netspec key,
    whatever order the file itself stores them in;
 3. otherwise by order: the file's i-th tensor is the model's i-th tensor. netspec's specs
-   register their tensors in their reference's order, so a reference checkpoint lines up.
+   register their tensors in their reference's order, so a reference checkpoint lines up
+   (a `.pt`/`.pth` file keeps that order; `.safetensors` files sort their keys by name).
 
 Every match is checked by shape and every tensor of the file is used exactly once. BatchNorm's
 `num_batches_tracked` counters are matched beside their layer's statistics, so old checkpoints
@@ -160,9 +161,12 @@ def match(model_shapes: dict[str, tuple], ckpt: dict[str, torch.Tensor], *, ref_
             pairs.sort(key=lambda p: rank[p[0]])
     bad = [f"{o} {model_shapes[o]}  <-  {t} {_shape(ckpt[t])}" for o, t in pairs if model_shapes[o] != _shape(ckpt[t])]
     if bad:
+        hint = "is it a checkpoint of this spec's reference (same variant, width and num_classes)?"
+        if how == "order" and file.lower().endswith(".safetensors"):
+            hint = ("safetensors files store their keys sorted by name, not in registration order: match by "
+                    "name instead (a spec's `reference_keys`), or use the .pt/.pth file")
         _fail(f"{len(bad)} tensors of the checkpoint have another shape than the model's (matched by {how}; "
-              "model key shape <- checkpoint key shape):", bad, file,
-              "is it a checkpoint of this spec's reference (same variant, width and num_classes)?")
+              "model key shape <- checkpoint key shape):", bad, file, hint)
     used = {t for _, t in pairs}
     unused = [f"{k} {_shape(ckpt[k])}" for k in ckpt if k not in used]
     if unused:
