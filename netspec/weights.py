@@ -184,8 +184,9 @@ def load_weights(model: torch.nn.Module, path: str | Path, *, ref_keys: list[str
     for m in report.matches:
         new[m.ours] = ckpt[m.theirs]
     if any(t.is_meta for t in state.values()):  # built without initialising: take the file's tensors
-        new = {k: torch.zeros(v.shape, dtype=v.dtype) if k not in ckpt_keys else v.to(state[k].dtype)
-               for k, v in new.items() for ckpt_keys in [{m.ours for m in report.matches}]}
+        matched = {m.ours for m in report.matches}
+        new = {k: v.to(state[k].dtype) if k in matched else torch.zeros(v.shape, dtype=v.dtype)
+               for k, v in new.items()}
         model.load_state_dict(new, strict=True, assign=True)
     else:
         model.load_state_dict(new, strict=True)

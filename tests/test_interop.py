@@ -224,3 +224,8 @@ def test_an_op_onnx_cannot_express_is_named_with_its_entry(write_spec, tmp_path,
     err = _cli_error(["build", str(path), "--out", str(tmp_path / "t.onnx")], capsys)
     assert "spec.yaml:5:5: head[0]: ONNX (opset 18) cannot express op 'adaptive_avgpool'" in err
     assert "export TorchScript (.ts)" in err and not (tmp_path / "t.onnx").exists()
+
+
+def test_weights_report_needs_weights(capsys):
+    err = _cli_error(["build", str(SPECS / "lenet5.yaml"), "--weights-report"], capsys)
+    assert "no --weights given" in err

@@ -118,6 +118,9 @@ def run(args) -> int:
     from ..api import compile
 
     report = None
+    if args.weights_report and not args.weights:
+        raise SpecError("--weights-report reports how --weights was matched; no --weights given",
+                        SourceLoc(args.spec), "add --weights FILE")
     if args.weights:
         from ..weights import load_weights, reference_keys
         spec = loaded.spec
