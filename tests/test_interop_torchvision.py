@@ -64,7 +64,13 @@ def torchvision_model(name: str):
                 m.num_batches_tracked.fill_(7)
             elif isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
                 bound = 3 ** 0.5 / (m.weight[0].numel() ** 0.5)  # variance-preserving
-                m.weight.uniform_(-bound, bound, generator=gen)
+                w = m.weight.view(m.weight.shape[0], -1)
+                if w.numel() < 1 << 20:
+                    w.uniform_(-bound, bound, generator=gen)
+                else:  # VGG's 100M-weight classifier: a random outer product costs no RNG time
+                    rows = torch.rand(w.shape[0], 1, generator=gen) + 0.5
+                    cols = torch.empty(1, w.shape[1]).uniform_(-bound, bound, generator=gen)
+                    torch.mul(rows, cols, out=w)
                 if m.bias is not None:
                     m.bias.uniform_(-0.1, 0.1, generator=gen)
     return model
