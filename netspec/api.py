@@ -4,6 +4,8 @@
     spec  = load("specs/vgg.yaml", variant="A-LRN")  # ... a named variant (also phi=, res=, as the CLI)
     graph = lower(spec)                              # Spec -> graph IR with shapes
     model = compile(graph)                           # graph IR -> torch.nn.Module (imports torch)
+
+    model = build("specs/efficientnet.yaml", variant="b3", weights="efficientnet_b3.pth")
 """
 from __future__ import annotations
 
@@ -57,10 +59,29 @@ def compile(graph: nx.DiGraph, *, seed: int | None = 0, max_params: int | None =
 
 def build(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
           phi: float | None = None, res: int | None = None, aux: bool = True, seed: int | None = 0,
-          max_params: int | None = None):
-    """load → scale → lower → compile in one call: `build("specs/efficientnet.yaml", variant="b3")`."""
+          max_params: int | None = None, weights: str | Path | None = None):
+    """load → scale → lower → compile in one call: `build("specs/efficientnet.yaml", variant="b3")`.
+
+    `weights` loads a checkpoint (netspec's own keys, or the spec's reference's: see docs/interop.md).
+    """
     spec = apply_scaling(load(source, overrides=overrides, variant=variant, phi=phi, res=res))
-    return compile(lower(spec, aux=aux), seed=seed, max_params=max_params)
+    graph = lower(spec, aux=aux)
+    if weights is None:
+        return compile(graph, seed=seed, max_params=max_params)
+    return compile_with_weights(graph, spec, weights, max_params=max_params)
+
+
+def compile_with_weights(graph: nx.DiGraph, spec: Spec, weights: str | Path, *, max_params: int | None = None):
+    """Compile without initialising (on the meta device) and take every tensor from the checkpoint."""
+    import torch
+
+    from .weights import load_weights, reference_keys
+    check_model_size(graph, max_params)
+    keys = reference_keys(spec.reference_keys, spec.locs.loc(("reference_keys",)))
+    with torch.device("meta"):
+        model = compile(graph, seed=None, max_params=max_params)
+    load_weights(model, weights, ref_keys=keys)
+    return model
 
 
 __all__ = ["load", "lower", "compile", "build"]

@@ -487,6 +487,10 @@ class Spec(Model):
     name: Name
     doc: str = ""
     reference: str = Field("", description="the implementation this spec reproduces")
+    reference_keys: Optional[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+/[A-Za-z0-9_]+$")]] = Field(
+        None, description="the reference's state-dict key names, a list in netspec/reference_keys "
+                          "(e.g. torchvision/efficientnet_b0): checkpoints are matched by these names and "
+                          "--save-as writes them")
     input: InputSpec
     num_classes: Annotated[int, Field(ge=1, le=MAX_CHANNELS, strict=True)] = 1000
     vars: dict[Name, Any] = Field(default_factory=dict, description="global variables usable as $name")

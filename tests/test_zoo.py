@@ -8,8 +8,8 @@ tables (the references' constructors and papers).
 Torch: the built module has the reference's parameter and buffer counts, trains (forward and
 backward, batch 2, reference resolution), returns auxiliary logits in training only, and its
 BatchNorm, max-pool and dropout settings are the reference's. Layer order is checked against the
-reference constructors' registration order for GoogLeNet and VGG; `test_matches_torchvision`
-compares whole models tensor-for-tensor where torchvision is importable.
+reference constructors' registration order for GoogLeNet and VGG; tests/test_interop_torchvision.py
+compares every model with a torchvision counterpart output-for-output through a checkpoint.
 """
 from __future__ import annotations
 
@@ -307,37 +307,3 @@ def test_googlenet_parameters_follow_torchvision_registration_order(aux):
     for i, s in enumerate(shapes[:-2]):
         if len(s) == 4:
             assert shapes[i + 1] == shapes[i + 2] == (s[0],)
-
-
-# --------------------------------------------------------------------------- optional cross-check
-
-def _torchvision():
-    from netspec._torchvision import import_torchvision
-    return import_torchvision().models
-
-
-CROSS = [("alexnet", {}, 224), ("squeezenet1_0", {}, 224), ("mobilenet_v3_large", {}, 224),
-         ("googlenet", {"aux_logits": True, "init_weights": False}, 224),
-         ("inception_v3", {"aux_logits": True, "init_weights": False}, 299)]
-
-
-@pytest.mark.parametrize("name, kwargs, res", CROSS, ids=[c[0] for c in CROSS])
-def test_matches_torchvision(name, kwargs, res):
-    """With torchvision importable: copy its tensors into ours by order and shape, then both give
-    the same logits. Not a dependency: skipped without it."""
-    tvm = _torchvision()
-    import torch
-
-    ref = getattr(tvm, name)(**kwargs).eval()
-    ours = netspec.build(SPECS / f"{name}.yaml").eval()
-    theirs = list(ref.parameters()) + list(ref.buffers())  # plain registration order, aux heads included
-    mine = list(ours.parameters()) + list(ours.buffers())
-    assert [t.shape for t in theirs] == [t.shape for t in mine]
-    with torch.no_grad():
-        for t in theirs:
-            if t.is_floating_point():
-                t.copy_(torch.randn_like(t).abs() + 0.5)  # non-trivial BN statistics too
-        for src, dst in zip(theirs, mine):
-            dst.copy_(src)
-        x = torch.randn(1, 3, res, res)
-        assert torch.allclose(ref(x), ours(x), rtol=1e-4, atol=1e-4)

@@ -32,6 +32,35 @@ def _place(root: nn.Module, path: str, module: nn.Module) -> None:
     parent.add_module(parts[-1], module)
 
 
+def _evaluation_order(G: nx.DiGraph, needed: set[str]) -> list[str]:
+    """Insertion order (a topological order), except that an aux head's nodes run as soon as their
+    inputs are ready - where the references evaluate them (GoogLeNet computes aux1 right after
+    inception4a), so dropout in training draws its random numbers in the reference's order."""
+    order: list[str] = []
+    done: set[str] = set()
+    waiting = [n for n in G.nodes if n in needed and G.nodes[n]["aux"]]
+
+    def emit(n: str) -> None:
+        order.append(n)
+        done.add(n)
+
+    for n in G.nodes:
+        if n not in needed or G.nodes[n]["aux"]:
+            continue
+        emit(n)
+        progress = True
+        while progress and waiting:
+            progress = False
+            for a in list(waiting):
+                if all(i in done for i in G.nodes[a]["inputs"]):
+                    waiting.remove(a)
+                    emit(a)
+                    progress = True
+    for a in waiting:  # an aux node fed by another aux node not yet emitted (kept in insertion order)
+        emit(a)
+    return order
+
+
 def _fx_graph(G: nx.DiGraph, outputs: list[str]) -> fx.Graph:
     """Straight-line fx graph computing `outputs`, with only the nodes they need."""
     needed: set[str] = set()
@@ -39,9 +68,7 @@ def _fx_graph(G: nx.DiGraph, outputs: list[str]) -> fx.Graph:
         needed |= nx.ancestors(G, out) | {out}
     graph = fx.Graph()
     values: dict[str, fx.Node] = {}
-    for n in G.nodes:  # insertion order is a topological order
-        if n not in needed:
-            continue
+    for n in _evaluation_order(G, needed):
         data = G.nodes[n]
         if data["op"] == "input":
             values[n] = graph.placeholder("x")

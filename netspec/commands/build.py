@@ -18,11 +18,21 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "per-stage summary (output shape, params, MACs) with totals.",
         epilog="examples:\n  netspec build specs/mobilenet_v2.yaml\n"
                "  netspec build specs/googlenet.yaml --json\n"
-               "  netspec build specs/lenet5.yaml --set num_classes=20 --out lenet.pt",
+               "  netspec build specs/lenet5.yaml --set num_classes=20 --out lenet.pt\n"
+               "  netspec build specs/efficientnet.yaml --variant b3 --weights efficientnet_b3.pth --out b3.onnx\n"
+               "  netspec build specs/mobilenet_v2.yaml --out mnv2_tv.pth --save-as torchvision",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--out", help="save the model: .pt/.pth = state dict, .ts = TorchScript (traced), .onnx = ONNX")
+    p.add_argument("--out", help="save the model: .pt/.pth/.safetensors = state dict, .ts = TorchScript (traced), "
+                                 ".onnx = ONNX (dynamic batch axis)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="load a checkpoint (.pt/.pth/.safetensors): netspec's own keys, or the spec's reference's "
+                        "(torchvision), matched by name or registration order and checked by shape")
+    p.add_argument("--weights-report", action="store_true", help="print how every tensor of --weights was matched")
+    p.add_argument("--save-as", choices=("netspec", "torchvision"), default="netspec",
+                   help="key names of a saved state dict: netspec's (default) or the reference's "
+                        "(torchvision: the constructor loads it with strict=True)")
     p.add_argument("--force", action="store_true", help="allow --out to replace an existing file")
     p.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
     p.add_argument("--max-params", type=positive_int, metavar="N",
@@ -70,43 +80,79 @@ def render_table(s: dict) -> str:
     return "\n".join(lines)
 
 
-def save(model, path: Path, force: bool, input_shape) -> None:
+STATE_DICT = (".pt", ".pth", ".safetensors")
+
+
+def save(model, path: Path, force: bool, loaded, save_as: str = "netspec") -> None:
+    suffix = path.suffix.lower()
+    if suffix not in (*STATE_DICT, ".ts", ".torchscript", ".onnx"):
+        raise SpecError(f"--out: unknown file type '{suffix}'", SourceLoc(str(path)),
+                        "use .pt/.pth/.safetensors (state dict), .ts (TorchScript) or .onnx")
+    if save_as != "netspec" and suffix not in STATE_DICT:
+        raise SpecError(f"--save-as {save_as} names the keys of a state dict, not of a {suffix} file",
+                        SourceLoc(str(path)), "use --out with .pt, .pth or .safetensors")
     output_file(str(path), force)
     import torch
 
-    suffix = path.suffix.lower()
-    if suffix in (".pt", ".pth"):
-        torch.save(model.state_dict(), path)
+    from ..interop import export_onnx
+    from ..weights import reference_keys, reference_state_dict, write_checkpoint
+
+    if suffix in STATE_DICT:
+        state = model.state_dict()
+        if save_as == "torchvision":
+            spec = loaded.spec
+            where = spec.locs.loc(("reference_keys",))
+            keys = reference_keys(spec.reference_keys, where)
+            if keys is None or not spec.reference_keys.startswith("torchvision/"):
+                raise SpecError(f"spec '{spec.name}' declares no torchvision key list", where,
+                                "add `reference_keys: torchvision/<constructor>` (netspec/reference_keys) to the spec")
+            state = reference_state_dict(model, keys, where=where)
+        write_checkpoint(state, path)
     elif suffix in (".ts", ".torchscript"):
         model.eval()
-        traced = torch.jit.trace(model, torch.zeros(1, *input_shape))
+        traced = torch.jit.trace(model, torch.zeros(1, *loaded.graph.graph["input_shape"]))
         traced.save(str(path))
-    elif suffix == ".onnx":
-        model.eval()
-        torch.onnx.export(model, (torch.zeros(1, *input_shape),), str(path), dynamo=False,
-                          input_names=["x"], output_names=["logits"])
     else:
-        raise SpecError(f"--out: unknown file type '{suffix}'", SourceLoc(str(path)),
-                        "use .pt/.pth (state dict), .ts (TorchScript) or .onnx")
+        export_onnx(model, loaded.graph, path)
 
 
 def run(args) -> int:
     loaded = load_graph(args)
     from ..api import compile
 
-    model = compile(loaded.graph, seed=args.seed, max_params=args.max_params)
+    report = None
+    if args.weights_report and not args.weights:
+        raise SpecError("--weights-report reports how --weights was matched; no --weights given",
+                        SourceLoc(args.spec), "add --weights FILE")
+    if args.weights:
+        from ..weights import load_weights, reference_keys
+        spec = loaded.spec
+        keys = reference_keys(spec.reference_keys, spec.locs.loc(("reference_keys",)))
+        import torch
+        with torch.device("meta"):  # every tensor comes from the file: nothing to initialise
+            model = compile(loaded.graph, seed=None, max_params=args.max_params)
+        report = load_weights(model, args.weights, ref_keys=keys)
+    else:
+        model = compile(loaded.graph, seed=args.seed, max_params=args.max_params)
     s = summary(loaded)
     n_torch = sum(p.numel() for p in model.parameters())
     if n_torch != s["params_with_aux"]:  # the IR and the module must agree; a mismatch is a netspec bug
         print(f"warning: compiled module has {n_torch:,} parameters, IR says {s['params_with_aux']:,}",
               file=sys.stderr)
     if args.out:
-        save(model, Path(args.out), args.force, loaded.graph.graph["input_shape"])
+        save(model, Path(args.out), args.force, loaded, args.save_as)
         s["saved"] = args.out
+    if report is not None:
+        s["weights"] = {"file": args.weights, "matched_by": report.how, "tensors": len(report.matches)}
+        if args.weights_report:
+            s["weights"]["mapping"] = {m.ours: m.theirs for m in report.matches}
     if args.json:
         print(json.dumps(s, indent=2))
     else:
         print(render_table(s))
+        if report is not None:
+            print(report.text() if args.weights_report else
+                  f"loaded {len(report.matches)} tensors from {args.weights} (matched by {report.how})")
         if args.out:
-            print(f"saved {args.out}")
+            print(f"saved {args.out}" + (" (torchvision keys)" if args.save_as == "torchvision" else ""))
     return 0
