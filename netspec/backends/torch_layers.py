@@ -149,8 +149,8 @@ class Subsample(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
-        kernel = self.weight.view(c, 1, 1, 1).expand(c, 1, *self.kernel)
+        c = self.weight.shape[0]  # from the parameter, not the input: a constant when traced (ONNX)
+        kernel = self.weight.view(c, 1, 1, 1).expand(c, 1, self.kernel[0], self.kernel[1]).contiguous()
         return F.conv2d(x, kernel, self.bias, self.stride, groups=c)
 
     def extra_repr(self) -> str:
