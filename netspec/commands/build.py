@@ -25,6 +25,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", help="save the model: .pt/.pth = state dict, .ts = TorchScript (traced), .onnx = ONNX")
     p.add_argument("--force", action="store_true", help="allow --out to replace an existing file")
     p.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    o = p.add_argument_group("inference-optimised build (docs/performance.md)")
+    o.add_argument("--optimize", action="store_true",
+                   help="build the inference-only module: batch norm folded into convs, dropout and identities "
+                        "removed, in-place activations")
+    o.add_argument("--channels-last", action="store_true", help="with --optimize: channels-last memory format")
+    o.add_argument("--freeze", action="store_true", help="with --optimize: trace and torch.jit.freeze the module")
+    o.add_argument("--compile", action="store_true",
+                   help="with --optimize: wrap in torch.compile and compile it with one forward "
+                        "(--out saves the module before compilation)")
     return p
 
 
@@ -88,6 +97,13 @@ def save(model, path: Path, force: bool, input_shape) -> None:
 
 
 def run(args) -> int:
+    extras = [f for f in ("channels_last", "freeze", "compile") if getattr(args, f)]
+    if extras and not args.optimize:
+        print(f"error: --{extras[0].replace('_', '-')} needs --optimize", file=sys.stderr)
+        return 2
+    if args.freeze and args.compile:
+        print("error: --freeze and --compile are alternatives; pick one", file=sys.stderr)
+        return 2
     loaded = load_graph(args)
     from ..api import compile
 
@@ -97,6 +113,19 @@ def run(args) -> int:
     if n_torch != s["params_with_aux"]:  # the IR and the module must agree; a mismatch is a netspec bug
         print(f"warning: compiled module has {n_torch:,} parameters, IR says {s['params_with_aux']:,}",
               file=sys.stderr)
+    if args.optimize:
+        from ..backends.torch_optimize import optimize_module
+        from ..optimize import describe, inference_graph
+
+        s["optimized"] = {**describe(loaded.graph, inference_graph(loaded.graph)),
+                          "channels_last": args.channels_last, "freeze": args.freeze, "compile": args.compile}
+        model = optimize_module(model, channels_last=args.channels_last, freeze=args.freeze)
+        if args.compile:
+            import torch
+
+            compiled = torch.compile(model)
+            with torch.inference_mode():
+                compiled(torch.zeros(1, *loaded.graph.graph["input_shape"]))
     if args.out:
         save(model, Path(args.out), args.force, loaded.graph.graph["input_shape"])
         s["saved"] = args.out
@@ -104,6 +133,11 @@ def run(args) -> int:
         print(json.dumps(s, indent=2))
     else:
         print(render_table(s))
+        if args.optimize:
+            o = s["optimized"]
+            opts = ", ".join(k.replace("_", "-") for k in ("channels_last", "freeze", "compile") if o[k])
+            print(f"optimised for inference: {o['batchnorm_folded']} batch norms folded, {o['identities_removed']} "
+                  f"dropout/identity ops removed, {o['inplace']} ops in place" + (f"; {opts}" if opts else ""))
         if args.out:
             print(f"saved {args.out}")
     return 0
