@@ -15,11 +15,11 @@ for inference only: it has no training mode.
 from __future__ import annotations
 
 import torch
+import torch.fx as fx
 import torch.nn as nn
 
 from ..optimize import inference_graph
 from .pytorch import NetspecModule, _fx_graph, build_tree
-import torch.fx as fx
 
 
 def _fold(conv: nn.Module, bn: nn.Module, folded: nn.Module) -> None:
@@ -72,7 +72,9 @@ def optimize_module(model: NetspecModule, *, channels_last: bool = False, freeze
     untouched). `freeze`: trace and `torch.jit.freeze` it; `compile`: wrap it in `torch.compile`."""
     G = model.graph
     H = inference_graph(G)
-    tree = build_tree(H, seed=None)
+    with torch.device("meta"):  # no initialisation: every tensor is copied or folded below
+        tree = build_tree(H, seed=None)
+    tree.to_empty(device=next(model.parameters()).device)
     own = dict(model.named_modules())
     with torch.no_grad():
         for name, module in tree.named_modules():
