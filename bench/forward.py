@@ -326,6 +326,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--no-guards", action="store_true")
     p.add_argument("--guard-rounds", type=int, default=3)
+    p.add_argument("--resume", action="store_true",
+                   help="keep the models (and guards) already in bench/forward_results.json; measure the rest")
     p.add_argument("--docs-only", action="store_true",
                    help="regenerate the plot and docs tables from bench/forward_results.json without measuring")
     p.add_argument("--write-docs", action="store_true",
@@ -342,13 +344,21 @@ def main(argv=None) -> int:
            "rounds": args.rounds, "train_rounds": args.train_rounds, "train_batch": args.train_batch,
            "batches": args.batches, "models": {},
            "command": "python bench/forward.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    if not args.no_guards:
+    if args.resume and RESULTS.exists():
+        old = json.loads(RESULTS.read_text())
+        res["models"] = old["models"]
+        res["guards"] = old.get("guards")
+        res["command"] = old.get("command", "") + "; then " + res["command"]
+    if not args.no_guards and not res.get("guards"):
         print("guards: EfficientNet-B7 analysis and build", file=sys.stderr)
         res["guards"] = guards(args.guard_rounds)
     for m in models:
+        if m.label in res["models"]:
+            continue
         print(f"{m.label}: building", file=sys.stderr)
         variants, G = build_variants(m)
-        r = res["models"][m.label] = {"spec": m.spec, "torchvision": m.tv, "resolution": m.res, "eval": {}}
+        r = res["models"][m.label] = {"spec": m.spec, "torchvision": m.tv, "resolution": m.res, "eval": {},
+                                      "rounds": args.rounds, "train_rounds": args.train_rounds}
         for batch in args.batches:
             print(f"{m.label}: forward, batch {batch}", file=sys.stderr)
             r["eval"][str(batch)] = bench_eval(variants, m.res, batch, args.rounds)
