@@ -15,11 +15,13 @@ the interquartile range of those per-round ratios.
 Variants (eval, `torch.inference_mode`):
   netspec          the default build (`netspec.build`)
   netspec-noinpl   the default build without the in-place pass (what the pass buys)
-  netspec-opt      `optimize=True`: BN folded, dropout/identity removed, in place
-  netspec-opt-cl   the same in channels-last memory format
+  netspec-opt      `optimize=True`: BN folded, dropout/identity removed, in place, channels-last
+  netspec-opt-nchw the same in the default (NCHW) memory format
+  netspec-opt-frozen  `optimize=True, freeze=True`: also traced, frozen, optimize_for_inference
   tv               torchvision eager
   tv-fused         torchvision with BN folded by hand (torch.fx.experimental.optimization.fuse),
-                   where the model is fx-traceable
+                   where the model is fx-traceable; tv-fused-cl: also channels-last
+  tv-frozen        torchvision channels-last, traced, frozen, optimize_for_inference
 Training step (forward + backward, train mode, aux heads on both sides): netspec default vs tv.
 Memory: the peak of CPU allocations during a forward of the default build (torch.profiler)
 against the activation-memory analysis' prediction. Guards: analysis time of EfficientNet-B7
@@ -81,7 +83,26 @@ EXTRA = [
     Model("AlexNet", "alexnet", "alexnet", 224),
     Model("VGG-11 BN", "vgg11_bn", "vgg11_bn", 224),
 ]
-EVAL_VARIANTS = ("netspec", "netspec-noinpl", "netspec-opt", "netspec-opt-cl", "tv", "tv-fused")
+EVAL_VARIANTS = ("netspec", "netspec-noinpl", "netspec-opt-nchw", "netspec-opt", "netspec-opt-frozen",
+                 "tv", "tv-fused", "tv-fused-cl", "tv-frozen")
+
+
+class ChannelsLast(torch.nn.Module):
+    """A model (converted to channels-last) fed channels-last input: what a user does by hand."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
+
+def frozen(model, res: int):
+    """trace + torch.jit.freeze + optimize_for_inference, as netspec's `freeze=True` does."""
+    with torch.no_grad():
+        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model.eval(),
+                                                                                 torch.zeros(1, 3, res, res))))
 
 
 def tv_models():
@@ -93,12 +114,18 @@ def build_variants(m: Model) -> tuple[dict, object]:
     ns = compile_graph(G).eval()
     tv = getattr(tv_models(), m.tv)(**m.tv_kwargs).eval()
     v = {"netspec": ns, "netspec-noinpl": compile_graph(G, inplace=False).eval(),
-         "netspec-opt": optimize_module(ns), "netspec-opt-cl": optimize_module(ns, channels_last=True), "tv": tv}
+         "netspec-opt-nchw": optimize_module(ns, channels_last=False), "netspec-opt": optimize_module(ns),
+         "netspec-opt-frozen": optimize_module(ns, freeze=True), "tv": tv}
     try:
         from torch.fx.experimental.optimization import fuse
         v["tv-fused"] = fuse(getattr(tv_models(), m.tv)(**m.tv_kwargs).eval())
+        v["tv-fused-cl"] = ChannelsLast(fuse(getattr(tv_models(), m.tv)(**m.tv_kwargs).eval()))
     except Exception as exc:  # not fx-traceable (control flow on inputs): no hand-fused column
         print(f"  {m.label}: torchvision model not fuseable by fx ({type(exc).__name__})", file=sys.stderr)
+    try:
+        v["tv-frozen"] = frozen(ChannelsLast(getattr(tv_models(), m.tv)(**m.tv_kwargs).eval()), m.res)
+    except Exception as exc:
+        print(f"  {m.label}: torchvision model not freezable ({type(exc).__name__})", file=sys.stderr)
     return v, G
 
 
@@ -232,12 +259,14 @@ def tables(res: dict) -> str:
     for batch in res["batches"]:
         lines += [f"#### Forward, batch {batch} (eval, `torch.inference_mode`; ratio to torchvision eager, "
                   f"median over rounds, IQR in brackets)", "",
-                  "| model | tv eager ms | netspec | netspec, no in-place pass | optimised | optimised, "
-                  "channels-last | tv, BN fused by hand |", "|---|---|---|---|---|---|---|"]
+                  "| model | tv eager ms | netspec | no in-place pass | optimised | optimised, NCHW | optimised, "
+                  "frozen | tv, BN fused | tv, fused, channels-last | tv, frozen, channels-last |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for name, r in res["models"].items():
             e = r["eval"][str(batch)]
             cells = [fmt_ratio(e[k]) if k in e else "n/a" for k in
-                     ("netspec", "netspec-noinpl", "netspec-opt", "netspec-opt-cl", "tv-fused")]
+                     ("netspec", "netspec-noinpl", "netspec-opt", "netspec-opt-nchw", "netspec-opt-frozen",
+                      "tv-fused", "tv-fused-cl", "tv-frozen")]
             lines.append(f"| {name} | {e['tv']['median_ms']:.1f} | " + " | ".join(cells) + " |")
         lines.append("")
     if any("train" in r for r in res["models"].values()):
@@ -276,8 +305,9 @@ def plot(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(res["models"])
-    keys = [("netspec", "netspec default"), ("netspec-opt", "netspec optimised"),
-            ("netspec-opt-cl", "optimised, channels-last"), ("tv-fused", "torchvision, BN fused by hand")]
+    keys = [("netspec", "netspec default"), ("netspec-opt", "netspec optimised (channels-last)"),
+            ("netspec-opt-frozen", "netspec optimised + frozen"), ("tv-fused-cl", "tv, BN fused + channels-last"),
+            ("tv-frozen", "tv, frozen + channels-last")]
     fig, axes = plt.subplots(1, len(res["batches"]), figsize=(6 * len(res["batches"]), 4.5), sharey=True)
     axes = axes if len(res["batches"]) > 1 else [axes]
     for ax, batch in zip(axes, res["batches"]):

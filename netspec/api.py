@@ -19,13 +19,13 @@ def load(source: str | Path, *, overrides: list[str] | None = None) -> Spec:
     return load_spec(source, overrides=overrides)
 
 
-def compile(graph: nx.DiGraph, *, seed: int | None = 0, optimize: bool = False, channels_last: bool = False,
+def compile(graph: nx.DiGraph, *, seed: int | None = 0, optimize: bool = False, channels_last: bool | None = None,
             freeze: bool = False, torch_compile: bool = False):
     """Compile the graph IR into a `torch.nn.Module` (the only step that imports torch).
 
     `optimize=True` returns the inference-only module (docs/performance.md): batch norm folded,
-    dropout and identities removed, in-place activations; optionally in channels-last memory
-    format, frozen with `torch.jit.freeze`, or wrapped in `torch.compile`. To optimise a trained
+    dropout and identities removed, in-place activations, channels-last memory format (unless
+    `channels_last=False`); optionally frozen with `torch.jit.freeze` or wrapped in `torch.compile`. To optimise a trained
     model, call `netspec.backends.torch_optimize.optimize_module(model)`."""
     try:
         from .backends.pytorch import compile_graph
@@ -33,16 +33,17 @@ def compile(graph: nx.DiGraph, *, seed: int | None = 0, optimize: bool = False, 
         raise ImportError(f"compiling a module needs torch ({exc}); install it: pip install torch") from exc
     model = compile_graph(graph, seed=seed)
     if not optimize:
-        if channels_last or freeze or torch_compile:
+        if channels_last is not None or freeze or torch_compile:
             raise ValueError("channels_last, freeze and torch_compile apply to the optimised build: "
                              "pass optimize=True")
         return model
     from .backends.torch_optimize import optimize_module
-    return optimize_module(model, channels_last=channels_last, freeze=freeze, compile=torch_compile)
+    return optimize_module(model, channels_last=channels_last is not False, freeze=freeze, compile=torch_compile)
 
 
 def build(source: str | Path, *, overrides: list[str] | None = None, aux: bool = True, seed: int | None = 0,
-          optimize: bool = False, channels_last: bool = False, freeze: bool = False, torch_compile: bool = False):
+          optimize: bool = False, channels_last: bool | None = None, freeze: bool = False,
+          torch_compile: bool = False):
     """load → lower → compile in one call (`optimize` and its options as in `compile`)."""
     return compile(lower(load(source, overrides=overrides), aux=aux and not optimize), seed=seed, optimize=optimize,
                    channels_last=channels_last, freeze=freeze, torch_compile=torch_compile)

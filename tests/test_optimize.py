@@ -163,12 +163,12 @@ def test_optimised_build_options_and_api(write_spec):
     from netspec.backends.torch_optimize import optimize_module
     with torch.inference_mode():
         ref = model(x)
-        for kw in ({}, {"channels_last": True}, {"freeze": True}):
+        for kw in ({}, {"channels_last": False}, {"freeze": True}):
             assert torch.allclose(optimize_module(model, **kw)(x), ref, rtol=1e-5, atol=1e-6), kw
     fast = netspec.build(path, optimize=True)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     with pytest.raises(ValueError, match="optimize=True"):
-        netspec.build(path, channels_last=True)
+        netspec.build(path, channels_last=False)
 
 
 def test_cli_build_optimize(write_spec, tmp_path, capsys):
@@ -179,8 +179,9 @@ def test_cli_build_optimize(write_spec, tmp_path, capsys):
     assert main(["build", str(path), "--optimize", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "optimised for inference: 1 batch norms folded, 1 dropout/identity ops removed" in text
+    assert text.rstrip().endswith(f"saved {out}") and "; channels-last" in text
     import torch
     keys = torch.load(out)
     assert "stem.conv.bias" in keys and not any(k.startswith("stem.bn.") for k in keys)
-    assert main(["build", str(path), "--channels-last"]) == 2
-    assert "--channels-last needs --optimize" in capsys.readouterr().err
+    assert main(["build", str(path), "--no-channels-last"]) == 2
+    assert "--no-channels-last needs --optimize" in capsys.readouterr().err

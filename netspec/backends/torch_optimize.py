@@ -8,8 +8,8 @@ weights across, folding each BN's statistics into its conv:
     scale = gamma / sqrt(running_var + eps)
     W' = W * scale (per output channel),  b' = (b - running_mean) * scale + beta
 
-computed in float64, so the result equals the eval-mode module to rounding. Optional:
-channels-last memory format, `torch.jit` freezing, `torch.compile`. The result is
+computed in float64, so the result equals the eval-mode module to rounding. It runs in
+channels-last memory format unless told not to; optional: `torch.jit` freezing, `torch.compile`. The result is
 for inference only: it has no training mode.
 """
 from __future__ import annotations
@@ -66,10 +66,12 @@ class InferenceModule(nn.Module):
         return self._infer(x)
 
 
-def optimize_module(model: NetspecModule, *, channels_last: bool = False, freeze: bool = False,
+def optimize_module(model: NetspecModule, *, channels_last: bool = True, freeze: bool = False,
                     compile: bool = False) -> nn.Module:
     """The inference-optimised counterpart of `model` (its weights copied, BN folded; `model` is left
-    untouched). `freeze`: trace and `torch.jit.freeze` it; `compile`: wrap it in `torch.compile`."""
+    untouched). `channels_last` (default): weights and input in channels-last memory format, which
+    CPU convolutions run faster (docs/performance.md); `freeze`: trace, `torch.jit.freeze` and
+    `optimize_for_inference` it; `compile`: wrap it in `torch.compile`."""
     G = model.graph
     H = inference_graph(G)
     with torch.device("meta"):  # no initialisation: every tensor is copied or folded below

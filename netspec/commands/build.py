@@ -28,8 +28,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     o = p.add_argument_group("inference-optimised build (docs/performance.md)")
     o.add_argument("--optimize", action="store_true",
                    help="build the inference-only module: batch norm folded into convs, dropout and identities "
-                        "removed, in-place activations")
-    o.add_argument("--channels-last", action="store_true", help="with --optimize: channels-last memory format")
+                        "removed, in-place activations, channels-last memory format")
+    o.add_argument("--no-channels-last", dest="nchw", action="store_true",
+                   help="with --optimize: keep the default (NCHW) memory format")
     o.add_argument("--freeze", action="store_true", help="with --optimize: trace and torch.jit.freeze the module")
     o.add_argument("--compile", action="store_true",
                    help="with --optimize: wrap in torch.compile and compile it with one forward "
@@ -97,9 +98,10 @@ def save(model, path: Path, force: bool, input_shape) -> None:
 
 
 def run(args) -> int:
-    extras = [f for f in ("channels_last", "freeze", "compile") if getattr(args, f)]
+    extras = [f for f, d in (("no-channels-last", "nchw"), ("freeze", "freeze"), ("compile", "compile"))
+              if getattr(args, d)]
     if extras and not args.optimize:
-        print(f"error: --{extras[0].replace('_', '-')} needs --optimize", file=sys.stderr)
+        print(f"error: --{extras[0]} needs --optimize", file=sys.stderr)
         return 2
     if args.freeze and args.compile:
         print("error: --freeze and --compile are alternatives; pick one", file=sys.stderr)
@@ -118,8 +120,8 @@ def run(args) -> int:
         from ..optimize import describe, inference_graph
 
         s["optimized"] = {**describe(loaded.graph, inference_graph(loaded.graph)),
-                          "channels_last": args.channels_last, "freeze": args.freeze, "compile": args.compile}
-        model = optimize_module(model, channels_last=args.channels_last, freeze=args.freeze)
+                          "channels_last": not args.nchw, "freeze": args.freeze, "compile": args.compile}
+        model = optimize_module(model, channels_last=not args.nchw, freeze=args.freeze)
         if args.compile:
             import torch
 
