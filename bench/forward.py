@@ -22,7 +22,8 @@ Variants (eval, `torch.inference_mode`):
   tv-fused         torchvision with BN folded by hand (torch.fx.experimental.optimization.fuse),
                    where the model is fx-traceable; tv-fused-cl: also channels-last
   tv-frozen        torchvision channels-last, traced, frozen, optimize_for_inference
-Training step (forward + backward, train mode, aux heads on both sides): netspec default vs tv.
+Both sides run torchvision's weights (copied by registration order). Training step (forward +
+backward, train mode, aux heads on both sides): netspec default vs tv.
 Memory: the peak of CPU allocations during a forward of the default build (torch.profiler)
 against the activation-memory analysis' prediction. Guards: analysis time of EfficientNet-B7
 at 600 px against fvcore's on the torchvision model, and build time against the constructor.
@@ -30,6 +31,7 @@ at 600 px against fvcore's on the torchvision model, and build time against the 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import random
@@ -109,21 +111,39 @@ def tv_models():
     return import_torchvision().models
 
 
+def same_weights(ns, tv) -> bool:
+    """Copy torchvision's parameters and buffers into netspec's module by registration order (as
+    tests/test_zoo.py's cross-check does), so both run the same numbers: random initialisations
+    differ, and activations that shrink towards denormals would time the weights, not the code."""
+    theirs = list(tv.parameters()) + list(tv.buffers())
+    mine = list(ns.parameters()) + list(ns.buffers())
+    if [t.shape for t in theirs] != [t.shape for t in mine]:
+        return False
+    with torch.no_grad():
+        for src, dst in zip(theirs, mine):
+            dst.copy_(src)
+    return True
+
+
 def build_variants(m: Model) -> tuple[dict, object]:
     G = netspec.lower(netspec.load(ROOT / "specs" / f"{m.spec}.yaml", overrides=list(m.overrides)))
     ns = compile_graph(G).eval()
     tv = getattr(tv_models(), m.tv)(**m.tv_kwargs).eval()
-    v = {"netspec": ns, "netspec-noinpl": compile_graph(G, inplace=False).eval(),
+    if not same_weights(ns, tv):
+        print(f"  {m.label}: parameters do not line up with torchvision's; timing with netspec's own", file=sys.stderr)
+    noinpl = compile_graph(G, inplace=False).eval()
+    noinpl.load_state_dict(ns.state_dict())
+    v = {"netspec": ns, "netspec-noinpl": noinpl,
          "netspec-opt-nchw": optimize_module(ns, channels_last=False), "netspec-opt": optimize_module(ns),
          "netspec-opt-frozen": optimize_module(ns, freeze=True), "tv": tv}
     try:
         from torch.fx.experimental.optimization import fuse
-        v["tv-fused"] = fuse(getattr(tv_models(), m.tv)(**m.tv_kwargs).eval())
-        v["tv-fused-cl"] = ChannelsLast(fuse(getattr(tv_models(), m.tv)(**m.tv_kwargs).eval()))
+        v["tv-fused"] = fuse(copy.deepcopy(tv))
+        v["tv-fused-cl"] = ChannelsLast(fuse(copy.deepcopy(tv)))
     except Exception as exc:  # not fx-traceable (control flow on inputs): no hand-fused column
         print(f"  {m.label}: torchvision model not fuseable by fx ({type(exc).__name__})", file=sys.stderr)
     try:
-        v["tv-frozen"] = frozen(ChannelsLast(getattr(tv_models(), m.tv)(**m.tv_kwargs).eval()), m.res)
+        v["tv-frozen"] = frozen(ChannelsLast(copy.deepcopy(tv)), m.res)
     except Exception as exc:
         print(f"  {m.label}: torchvision model not freezable ({type(exc).__name__})", file=sys.stderr)
     return v, G
@@ -170,6 +190,7 @@ def bench_eval(variants: dict, res: int, batch: int, rounds: int) -> dict:
 def bench_train(m: Model, batch: int, rounds: int) -> dict:
     ns = netspec.build(ROOT / "specs" / f"{m.spec}.yaml", overrides=list(m.overrides)).train()
     tv = getattr(tv_models(), m.tv)(**m.tv_kwargs).train()
+    same_weights(ns, tv)
     x = torch.randn(batch, 3, m.res, m.res, generator=torch.Generator().manual_seed(0))
 
     def step(model):
