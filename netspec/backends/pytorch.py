@@ -38,12 +38,28 @@ def _place(root: nn.Module, path: str, module: nn.Module) -> None:
     parent.add_module(parts[-1], module)
 
 
+def _flat_names(G: nx.DiGraph) -> dict[str, str]:
+    """Node -> a unique Python name for its module (`stages.3.blocks.1.conv` -> `stages_3_blocks_1_conv`)."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for n in G.nodes:
+        name = base = n.replace(".", "_")
+        k = 1
+        while name in taken:  # `a.b_c` and `a_b.c` would collide
+            name, k = f"{base}_{k}", k + 1
+        taken.add(name)
+        names[n] = name
+    return names
+
+
 def _fx_graph(G: nx.DiGraph, outputs: list[str]) -> fx.Graph:
-    """Straight-line fx graph computing `outputs`, with only the nodes they need."""
+    """Straight-line fx graph computing `outputs`, with only the nodes they need. Modules are called
+    by flat names (`stages_3_blocks_1_conv`): one attribute lookup per call instead of one per scope."""
     needed: set[str] = set()
     for out in outputs:
         needed |= nx.ancestors(G, out) | {out}
     graph = fx.Graph()
+    flat = _flat_names(G)
     values: dict[str, fx.Node] = {}
     for n in G.nodes:  # insertion order is a topological order
         if n not in needed:
@@ -55,11 +71,19 @@ def _fx_graph(G: nx.DiGraph, outputs: list[str]) -> fx.Graph:
         if ops.get_op(data["op"]).name == "identity":  # nn.Identity: no call needed
             values[n] = values[data["inputs"][0]]
             continue
-        values[n] = graph.call_module(n, tuple(values[i] for i in data["inputs"]))
+        values[n] = graph.call_module(flat[n], tuple(values[i] for i in data["inputs"]))
     result = [values[o] for o in outputs]
     graph.output(result[0] if len(result) == 1 else tuple(result))
     graph.lint()
     return graph
+
+
+def generated_forward(root: nn.Module, G: nx.DiGraph, outputs: list[str], class_name: str) -> fx.GraphModule:
+    """The fx GraphModule running `outputs` of G on `root`'s modules (shared, not copied)."""
+    graph = _fx_graph(G, outputs)
+    called = {node.target for node in graph.nodes if node.op == "call_module"}
+    modules = {name: root.get_submodule(n) for n, name in _flat_names(G).items() if name in called}
+    return fx.GraphModule(modules, graph, class_name=class_name)
 
 
 class NetspecModule(nn.Module):
@@ -75,10 +99,9 @@ class NetspecModule(nn.Module):
         object.__setattr__(self, "graph", G)  # the IR it was built from (for `optimize_module`)
         # The generated forwards share this module's children; they are kept out of
         # `_modules` so parameters are registered (and saved) once.
-        object.__setattr__(self, "_infer", fx.GraphModule(self, _fx_graph(G, [G.graph["outputs"]["logits"]]),
-                                                          class_name="Inference"))
+        object.__setattr__(self, "_infer", generated_forward(self, G, [G.graph["outputs"]["logits"]], "Inference"))
         train_outputs = list(G.graph["outputs"].values())
-        object.__setattr__(self, "_train", fx.GraphModule(self, _fx_graph(G, train_outputs), class_name="Training")
+        object.__setattr__(self, "_train", generated_forward(self, G, train_outputs, "Training")
                            if len(train_outputs) > 1 else self._infer)
 
     @property

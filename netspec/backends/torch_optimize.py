@@ -15,11 +15,10 @@ for inference only: it has no training mode.
 from __future__ import annotations
 
 import torch
-import torch.fx as fx
 import torch.nn as nn
 
 from ..optimize import inference_graph
-from .pytorch import NetspecModule, _fx_graph, build_tree
+from .pytorch import NetspecModule, build_tree, generated_forward
 
 
 def _fold(conv: nn.Module, bn: nn.Module, folded: nn.Module) -> None:
@@ -46,8 +45,8 @@ class InferenceModule(nn.Module):
         self.input_shape = tuple(H.graph["input_shape"])
         self.channels_last = channels_last
         object.__setattr__(self, "graph", H)
-        object.__setattr__(self, "_infer", fx.GraphModule(self, _fx_graph(H, [H.graph["outputs"]["logits"]]),
-                                                          class_name="OptimizedInference"))
+        object.__setattr__(self, "_infer", generated_forward(self, H, [H.graph["outputs"]["logits"]],
+                                                             "OptimizedInference"))
         super().train(False)
 
     @property
