@@ -4,6 +4,7 @@
     python bench/forward.py --write-docs         # ... and writes bench/forward_results.json,
                                                  #     docs/performance.png and the tables in docs/performance.md
     python bench/forward.py --models mobilenet_v2 --rounds 10 --no-guards   # quicker, noisier
+    python bench/forward.py --resume --redo-guards --models none --write-docs  # only the guards again
 
 One process, one thread setting (`--threads`, default 2). For each model and
 batch size every variant is built, warmed up, and then timed round-robin: one
@@ -329,7 +330,7 @@ def plot(res: dict, path: Path) -> None:
     keys = [("netspec", "netspec default"), ("netspec-opt", "netspec optimised (channels-last)"),
             ("netspec-opt-frozen", "netspec optimised + frozen"), ("tv-fused-cl", "tv, BN fused + channels-last"),
             ("tv-frozen", "tv, frozen + channels-last")]
-    fig, axes = plt.subplots(1, len(res["batches"]), figsize=(6 * len(res["batches"]), 4.5), sharey=True)
+    fig, axes = plt.subplots(1, len(res["batches"]), figsize=(6.5 * len(res["batches"]), 5), sharey=True)
     axes = axes if len(res["batches"]) > 1 else [axes]
     for ax, batch in zip(axes, res["batches"]):
         width = 0.8 / len(keys)
@@ -346,10 +347,11 @@ def plot(res: dict, path: Path) -> None:
         ax.axhline(1.0, color="black", lw=1)
         ax.axhline(0.75, color="grey", lw=1, ls="--")
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-        ax.set_title(f"forward, batch {batch}, {res['threads']} threads")
+        ax.set_title(f"forward, batch {batch}, {res['threads']} thread{'s' if res['threads'] > 1 else ''}")
         ax.set_ylabel("time / torchvision eager (lower is faster)")
-    axes[0].legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=len(keys))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
 
 
@@ -359,7 +361,7 @@ def write_docs(res: dict) -> None:
     text = DOC.read_text()
     head, rest = text.split(BEGIN)
     _, tail = rest.split(END)
-    env = (f"Measured {res['date']} on {res['machine']}, torch {res['torch']}, {res['threads']} threads, "
+    env = (f"Measured {res['date']} on {res['machine']}, torch {res['torch']}, {res['threads']} thread(s), "
            f"{res['rounds']} rounds (training: {res['train_rounds']}). Command: `{res.get('command', '')}`.")
     DOC.write_text(head + BEGIN + "\n" + env + "\n\n" + tables(res) + "\n" + END + tail)
     print(f"wrote {RESULTS.relative_to(ROOT)}, {PLOT.relative_to(ROOT)}, {DOC.relative_to(ROOT)}")
@@ -377,6 +379,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--no-guards", action="store_true")
     p.add_argument("--guard-rounds", type=int, default=3)
+    p.add_argument("--redo-guards", action="store_true", help="with --resume: measure the guards again")
     p.add_argument("--resume", action="store_true",
                    help="keep the models (and guards) already in bench/forward_results.json; measure the rest")
     p.add_argument("--docs-only", action="store_true",
@@ -388,8 +391,12 @@ def main(argv=None) -> int:
         write_docs(json.loads(RESULTS.read_text()))
         return 0
     torch.set_num_threads(args.threads)
-    models = MODELS + EXTRA if args.models == ["all"] else \
-        [m for m in MODELS + EXTRA if not args.models or m.spec in args.models]
+    if not args.models:
+        models = MODELS
+    elif args.models == ["all"]:
+        models = MODELS + EXTRA
+    else:
+        models = [m for m in MODELS + EXTRA if m.spec in args.models]
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "torch": torch.__version__,
            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "threads": args.threads,
            "rounds": args.rounds, "train_rounds": args.train_rounds, "train_batch": args.train_batch,
@@ -397,10 +404,15 @@ def main(argv=None) -> int:
            "command": "python bench/forward.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     if args.resume and RESULTS.exists():
         old = json.loads(RESULTS.read_text())
+        if old["threads"] != args.threads and set(m.label for m in models) - set(old["models"]):
+            print(f"error: --resume measures at --threads {old['threads']}, as the saved results were",
+                  file=sys.stderr)
+            return 2
+        res.update({k: old[k] for k in ("date", "threads", "rounds", "train_rounds", "train_batch", "batches")})
         res["models"] = old["models"]
         res["guards"] = old.get("guards")
         res["command"] = old.get("command", "") + "; then " + res["command"]
-    if not args.no_guards and not res.get("guards"):
+    if not args.no_guards and (args.redo_guards or not res.get("guards")):
         print("guards: EfficientNet-B7 analysis and build", file=sys.stderr)
         res["guards"] = guards(args.guard_rounds)
     for m in models:
@@ -421,6 +433,8 @@ def main(argv=None) -> int:
             r["train"] = bench_train(m, args.train_batch, args.train_rounds)
         if args.write_docs:  # after every model, so an interrupted run still leaves what it measured
             write_docs(res)
+    if args.write_docs:
+        write_docs(res)
     print(tables(res))
     return 0
 
