@@ -42,33 +42,52 @@ def load(source: str | Path, *, overrides: list[str] | None = None, variant: str
     return apply_scaling(spec, variant=variant, phi=phi, resolution=res)
 
 
-def compile(graph: nx.DiGraph, *, seed: int | None = 0, max_params: int | None = None):
+def compile(graph: nx.DiGraph, *, seed: int | None = 0, max_params: int | None = None, optimize: bool = False,
+            channels_last: bool | None = None, freeze: bool = False, torch_compile: bool = False):
     """Compile the graph IR into a `torch.nn.Module` (the only step that imports torch).
 
     A graph whose parameters and buffers exceed `max_params` (default: NETSPEC_MAX_PARAMS, else a
     share of the available memory; see `netspec.limits`) is refused with a located `SpecError`
     before anything is allocated.
-    """
+
+    `optimize=True` returns the inference-only module (docs/performance.md): batch norm folded,
+    dropout and identities removed, in-place activations, channels-last memory format (unless
+    `channels_last=False`); optionally frozen with `torch.jit.freeze` or wrapped in `torch.compile`.
+    To optimise a trained model, call `netspec.backends.torch_optimize.optimize_module(model)`."""
     check_model_size(graph, max_params)
     try:
         from .backends.pytorch import compile_graph
     except ImportError as exc:
         raise ImportError(f"compiling a module needs torch ({exc}); install it: pip install torch") from exc
-    return compile_graph(graph, seed=seed)
+    model = compile_graph(graph, seed=seed)
+    if not optimize:
+        if channels_last is not None or freeze or torch_compile:
+            raise ValueError("channels_last, freeze and torch_compile apply to the optimised build: "
+                             "pass optimize=True")
+        return model
+    from .backends.torch_optimize import optimize_module
+    return optimize_module(model, channels_last=channels_last is not False, freeze=freeze, compile=torch_compile)
 
 
 def build(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
           phi: float | None = None, res: int | None = None, aux: bool = True, seed: int | None = 0,
-          max_params: int | None = None, weights: str | Path | None = None):
+          max_params: int | None = None, weights: str | Path | None = None, optimize: bool = False,
+          channels_last: bool | None = None, freeze: bool = False, torch_compile: bool = False):
     """load → scale → lower → compile in one call: `build("specs/efficientnet.yaml", variant="b3")`.
 
-    `weights` loads a checkpoint (netspec's own keys, or the spec's reference's: see docs/interop.md).
+    `weights` loads a checkpoint (netspec's own keys, or the spec's reference's: see docs/interop.md);
+    `optimize` and its options are as in `compile`.
     """
     spec = apply_scaling(load(source, overrides=overrides, variant=variant, phi=phi, res=res))
-    graph = lower(spec, aux=aux)
+    graph = lower(spec, aux=aux and not optimize)
     if weights is None:
-        return compile(graph, seed=seed, max_params=max_params)
-    return compile_with_weights(graph, spec, weights, max_params=max_params)
+        return compile(graph, seed=seed, max_params=max_params, optimize=optimize, channels_last=channels_last,
+                       freeze=freeze, torch_compile=torch_compile)
+    model = compile_with_weights(graph, spec, weights, max_params=max_params)
+    if not optimize:
+        return model
+    from .backends.torch_optimize import optimize_module
+    return optimize_module(model, channels_last=channels_last is not False, freeze=freeze, compile=torch_compile)
 
 
 def compile_with_weights(graph: nx.DiGraph, spec: Spec, weights: str | Path, *, max_params: int | None = None):

@@ -168,7 +168,9 @@ def test_activation_memory_peak(tiny):
     assert m.peak_at == "stem.bn"
     assert m.live_at_peak == ["stem.conv", "stem.bn"]
     assert m.input_bytes == 192 * 4
-    assert m.total_bytes == (192 + 3 * 256 + 4 + 10) * 4
+    # the ReLU runs in place (nothing else reads the BN output): it allocates nothing
+    assert m.total_bytes == (192 + 2 * 256 + 4 + 10) * 4
+    assert activation_memory(tiny, inplace=False).total_bytes == (192 + 3 * 256 + 4 + 10) * 4
     assert activation_memory(tiny, batch=8, dtype_bytes=2).peak_bytes == 512 * 8 * 2
 
 

@@ -60,7 +60,7 @@ def test_forward_is_generated_code_not_an_interpreter(small):
     model = netspec.compile(small)
     code = model.code
     assert "def forward(self, x)" in code
-    assert "self.stages.s1.blocks.mb" in code  # straight-line calls, one per op
+    assert "self.stages_s1_blocks_mb" in code  # straight-line calls, one per op, by flat module name
     assert "aux" not in code                  # the inference graph does not compute aux heads
 
 

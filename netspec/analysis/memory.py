@@ -4,9 +4,10 @@ The schedule is the lowering order (a topological order, and the order the
 compiled module executes its nodes). A tensor is allocated when its node runs
 and freed after its last consumer has run; the logits live to the end. Ops
 that move no data (`Op.view`: flatten, identity, chunk, dropout in eval) alias
-their input's storage instead of allocating, which extends its lifetime. No
-in-place reuse is assumed (the compiled module's activations are not
-in-place). Weights are not activations and are not counted here (params × dtype bytes gives them).
+their input's storage instead of allocating, which extends its lifetime; so
+do the element-wise ops the compiled module runs in place
+(`netspec.optimize.inplace_nodes`: they write into an input nothing else
+reads). `inplace=False` gives the memory of a build without that pass. Weights are not activations and are not counted here (params × dtype bytes gives them).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .. import ops
+from ..optimize import inplace_nodes
 
 
 @dataclass
@@ -33,20 +35,25 @@ def inference_schedule(G: nx.DiGraph) -> list[str]:
     return [n for n in G.nodes if n in needed]
 
 
-def storage_roots(G: nx.DiGraph, schedule: list[str]) -> dict[str, str]:
-    """Each node's storage: its own, or (for views) the storage of its input."""
+def storage_roots(G: nx.DiGraph, schedule: list[str], inplace: bool = True) -> dict[str, str]:
+    """Each node's storage: its own, or (for views and in-place ops) the storage of the input it reuses."""
+    overwrites = inplace_nodes(G) if inplace else {}
     root: dict[str, str] = {}
     for n in schedule:
         d = G.nodes[n]
-        is_view = d["op"] != "input" and ops.get_op(d["op"]).view
-        root[n] = root[d["inputs"][0]] if is_view else n
+        if d["op"] != "input" and ops.get_op(d["op"]).view:
+            root[n] = root[d["inputs"][0]]
+        elif n in overwrites:
+            root[n] = root[d["inputs"][overwrites[n]]]
+        else:
+            root[n] = n
     return root
 
 
-def activation_memory(G: nx.DiGraph, batch: int = 1, dtype_bytes: int = 4) -> ActivationMemory:
+def activation_memory(G: nx.DiGraph, batch: int = 1, dtype_bytes: int = 4, inplace: bool = True) -> ActivationMemory:
     schedule = inference_schedule(G)
     step = {n: i for i, n in enumerate(schedule)}
-    root = storage_roots(G, schedule)
+    root = storage_roots(G, schedule, inplace)
     last_use = {r: step[r] for r in set(root.values())}
     for n in schedule:
         for i in G.nodes[n]["inputs"]:

@@ -7,6 +7,8 @@ faithful picture of the spec.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -75,11 +77,25 @@ class Concat(nn.Module):
 
 
 class Add(nn.Module):
+    """Sum left to right. `inplace` (0 or 1, set by the build from `netspec.optimize.inplace_nodes`):
+    the sum is written into that input, which nothing else reads. Either way the result is
+    bit-identical to `xs[0] + xs[1] + ...` (IEEE addition is commutative)."""
+
+    def __init__(self, inplace: Optional[int] = None):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
+        if self.inplace is None:
+            out = xs[0] + xs[1]
+        else:
+            out = xs[self.inplace].add_(xs[1 - self.inplace])
+        for x in xs[2:]:
+            out.add_(x)  # out is ours alone now
         return out
+
+    def extra_repr(self) -> str:
+        return "" if self.inplace is None else f"inplace={self.inplace}"
 
 
 class Mul(nn.Module):

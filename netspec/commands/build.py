@@ -38,6 +38,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-params", type=positive_int, metavar="N",
                    help="refuse a model with more parameters + buffers than N (default: NETSPEC_MAX_PARAMS, "
                         "else half the available memory as float32)")
+    o = p.add_argument_group("inference-optimised build (docs/performance.md)")
+    o.add_argument("--optimize", action="store_true",
+                   help="build the inference-only module: batch norm folded into convs, dropout and identities "
+                        "removed, in-place activations, channels-last memory format")
+    o.add_argument("--no-channels-last", dest="nchw", action="store_true",
+                   help="with --optimize: keep the default (NCHW) memory format")
+    o.add_argument("--freeze", action="store_true", help="with --optimize: trace and torch.jit.freeze the module")
+    o.add_argument("--compile", action="store_true",
+                   help="with --optimize: wrap in torch.compile and compile it with one forward "
+                        "(--out saves the module before compilation)")
     return p
 
 
@@ -117,6 +127,14 @@ def save(model, path: Path, force: bool, loaded, save_as: str = "netspec") -> No
 
 
 def run(args) -> int:
+    extras = [f for f, d in (("no-channels-last", "nchw"), ("freeze", "freeze"), ("compile", "compile"))
+              if getattr(args, d)]
+    if extras and not args.optimize:
+        print(f"error: --{extras[0]} needs --optimize", file=sys.stderr)
+        return 2
+    if args.freeze and args.compile:
+        print("error: --freeze and --compile are alternatives; pick one", file=sys.stderr)
+        return 2
     loaded = load_graph(args)
     from ..api import compile
 
@@ -139,6 +157,19 @@ def run(args) -> int:
     if n_torch != s["params_with_aux"]:  # the IR and the module must agree; a mismatch is a netspec bug
         print(f"warning: compiled module has {n_torch:,} parameters, IR says {s['params_with_aux']:,}",
               file=sys.stderr)
+    if args.optimize:
+        from ..backends.torch_optimize import optimize_module
+        from ..optimize import describe, inference_graph
+
+        s["optimized"] = {**describe(loaded.graph, inference_graph(loaded.graph)),
+                          "channels_last": not args.nchw, "freeze": args.freeze, "compile": args.compile}
+        model = optimize_module(model, channels_last=not args.nchw, freeze=args.freeze)
+        if args.compile:
+            import torch
+
+            compiled = torch.compile(model)
+            with torch.inference_mode():
+                compiled(torch.zeros(1, *loaded.graph.graph["input_shape"]))
     if args.out:
         save(model, Path(args.out), args.force, loaded, args.save_as)
         s["saved"] = args.out
@@ -153,6 +184,11 @@ def run(args) -> int:
         if report is not None:
             print(report.text() if args.weights_report else
                   f"loaded {len(report.matches)} tensors from {args.weights} (matched by {report.how})")
+        if args.optimize:
+            o = s["optimized"]
+            opts = ", ".join(k.replace("_", "-") for k in ("channels_last", "freeze", "compile") if o[k])
+            print(f"optimised for inference: {o['batchnorm_folded']} batch norms folded, {o['identities_removed']} "
+                  f"dropout/identity ops removed, {o['inplace']} ops in place" + (f"; {opts}" if opts else ""))
         if args.out:
             print(f"saved {args.out}" + (" (torchvision keys)" if args.save_as == "torchvision" else ""))
     return 0

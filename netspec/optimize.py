@@ -1,0 +1,132 @@
+"""Optimisation passes over the graph IR (pure functions; no torch).
+
+Hand-written PyTorch models decide by hand which activations may overwrite their
+input (`nn.ReLU(inplace=True)`), and inference tools fold batch norm into the
+preceding convolution. netspec knows the whole graph before it builds anything,
+so both are decisions over the IR:
+
+* `inplace_nodes(G)` - which element-wise nodes may write their result into an
+  input's storage. Used by every build (`compile_graph`) and by the activation
+  memory analysis; outputs, gradients and `state_dict()` keys do not change.
+* `inference_graph(G)` - the IR of the inference-only build
+  (`netspec.compile(G, optimize=True)`): batch norm folded into the conv / linear
+  before it, dropout, stochastic depth and identity removed. The torch side
+  (`backends/torch_optimize.py`) folds the weights the same way.
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from . import ops
+
+#: ops whose torch module has an `inplace` switch and may overwrite their (first) input
+INPLACE_OPS = frozenset({"relu", "relu6", "hardswish", "hardsigmoid", "silu", "add"})
+
+#: ops whose backward does not read their own output, so a consumer may overwrite it.
+#: Anything else (sigmoid, tanh, relu: backward reads the result; views: the
+#: output *is* another tensor's storage; the network input: the caller's tensor)
+#: is never overwritten.
+OVERWRITABLE_OUTPUT = frozenset({"conv2d", "batchnorm", "linear", "add", "concat", "mul", "maxpool", "avgpool",
+                                 "adaptive_avgpool", "adaptive_maxpool", "global_avgpool"})
+
+#: ops that are the identity at inference (eval mode)
+INFERENCE_IDENTITIES = frozenset({"dropout", "drop_path", "identity"})
+
+
+def _op(G: nx.DiGraph, n: str) -> str:
+    return ops.get_op(G.nodes[n]["op"]).name
+
+
+def _outputs(G: nx.DiGraph) -> set[str]:
+    return set(G.graph["outputs"].values())
+
+
+def overwritable(G: nx.DiGraph, n: str, by: str) -> bool:
+    """May node `by` overwrite the tensor `n` produced? Only when `by` is its only reader (in every
+    graph the module runs, training with aux heads included), no output returns it, and `n`'s own
+    backward does not need it."""
+    if n in _outputs(G) or list(G.successors(n)) != [by] or G.nodes[by]["inputs"].count(n) != 1:
+        return False
+    if _op(G, n) in INFERENCE_IDENTITIES:  # passes its input through (in eval): overwriting it
+        return overwritable(G, G.nodes[n]["inputs"][0], n)  # overwrites that input
+    return _op(G, n) in OVERWRITABLE_OUTPUT
+
+
+def inplace_target(G: nx.DiGraph, n: str) -> int | None:
+    """Index of the input node `n` may write its result into, or None (runs out of place)."""
+    if _op(G, n) not in INPLACE_OPS:
+        return None
+    data = G.nodes[n]
+    # an add sums left to right, so only its first two inputs can take the sum and keep it bit-exact
+    for k, i in enumerate(data["inputs"][:2]):
+        if tuple(G.nodes[i]["shape"]) == tuple(data["shape"]) and overwritable(G, i, n):
+            return k
+    return None
+
+
+def inplace_nodes(G: nx.DiGraph) -> dict[str, int]:
+    """{node: index of the input it overwrites} for every node that may run in place."""
+    found = {}
+    for n in G.nodes:
+        k = inplace_target(G, n)
+        if k is not None:
+            found[n] = k
+    return found
+
+
+# --------------------------------------------------------------------------- inference-only IR
+
+def foldable_bn(G: nx.DiGraph) -> dict[str, str]:
+    """{batchnorm node: the conv2d / linear node it folds into}. A BN folds when its input is a
+    conv (or linear) that nothing else reads, so the conv's output is only ever seen normalised."""
+    pairs = {}
+    for n in G.nodes:
+        if _op(G, n) != "batchnorm":
+            continue
+        (src,) = G.nodes[n]["inputs"]
+        if (G.nodes[src]["op"] != "input" and _op(G, src) in ("conv2d", "linear")
+                and list(G.successors(src)) == [n] and src not in _outputs(G)):
+            pairs[n] = src
+    return pairs
+
+
+def inference_graph(G: nx.DiGraph) -> nx.DiGraph:
+    """The IR of the inference-only module: only what computes the logits, batch norm folded into
+    the conv / linear before it (the conv gains a bias, records `folded_bn` and takes over the BN's
+    output name, so downstream nodes keep their inputs), and eval-mode identities removed."""
+    logits = G.graph["outputs"]["logits"]
+    keep = nx.ancestors(G, logits) | {logits}
+    H = G.subgraph([n for n in G.nodes if n in keep]).copy()  # keeps insertion (topological) order
+    H.graph = {**G.graph, "outputs": {"logits": logits}}
+    H.graph["folded_bn"] = {}
+
+    def bypass(n: str, replacement: str) -> None:
+        """Remove node n; every reader of n reads `replacement` instead."""
+        for s in list(H.successors(n)):
+            H.nodes[s]["inputs"] = [replacement if i == n else i for i in H.nodes[s]["inputs"]]
+            H.add_edge(replacement, s)
+        if H.graph["outputs"]["logits"] == n:
+            H.graph["outputs"]["logits"] = replacement
+        H.remove_node(n)
+
+    for bn, conv in foldable_bn(H).items():
+        attrs = dict(H.nodes[conv]["attrs"])
+        attrs["bias"] = True
+        H.nodes[conv]["attrs"] = attrs
+        H.nodes[conv]["folded_bn"] = bn
+        H.graph["folded_bn"][conv] = bn
+        bypass(bn, conv)
+    for n in list(H.nodes):
+        if _op(H, n) in INFERENCE_IDENTITIES:
+            bypass(n, H.nodes[n]["inputs"][0])
+    return H
+
+
+def describe(G: nx.DiGraph, H: nx.DiGraph) -> dict[str, int]:
+    """What `inference_graph` did: counts per pass (for the CLI and docs)."""
+    removed = [n for n in G.nodes if n not in H and n in nx.ancestors(G, G.graph["outputs"]["logits"])]
+    return {
+        "batchnorm_folded": len(H.graph.get("folded_bn", {})),
+        "identities_removed": sum(1 for n in removed if _op(G, n) in INFERENCE_IDENTITIES),
+        "inplace": len(inplace_nodes(H)),
+    }
