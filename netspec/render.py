@@ -62,6 +62,12 @@ EDGE_STYLES = {
 }
 EDGE_NAMES = {"residual": "residual (skip into add)", "gate": "scaled input (into mul, e.g. SE)",
               "concat": "branch into concat", "aux": "to auxiliary head"}
+# A node with more inputs than this whose inputs lie on one chain (each an ancestor of the nearest
+# one) is a dense gather (DenseNet: each layer reads every earlier output of its block). It is
+# drawn with its nearest input, that edge saying how many more it reads: every edge would make the
+# drawing quadratic in the block's length (Graphviz takes minutes at DenseNet-169's 1,250 edges).
+# Parallel branches (Inception's concats) are no chain and keep all their edges.
+DENSE_FAN_IN = 3
 ROLE_RANK = {"data": 0, "aux": 1, "concat": 2, "gate": 3, "residual": 4}
 # Op-level node shapes for joins and splits, so they read as such.
 OP_SHAPES = {"add": ("circle", "+"), "mul": ("circle", "×"), "concat": ("invtrapezium", None),
@@ -93,6 +99,7 @@ class VEdge:
     dst: str
     shapes: tuple           # distinct tensor shapes on the IR edges it stands for
     role: str
+    also: int = 0           # further inputs of a dense gather folded into this edge (see DENSE_FAN_IN)
 
 
 @dataclass
@@ -335,7 +342,8 @@ def block_node(ctx: Ctx, scope: str, members: list[str]) -> VNode:
     concat = [n for n in members if G.nodes[n]["op"] == "concat" and G.nodes[n]["scope"] == scope]
     lines = _wrap(_block_params(info["params"]))
     if concat:
-        lines.append(f"concat of {len(G.nodes[concat[-1]]['inputs'])} branches")
+        n = len(G.nodes[concat[-1]]["inputs"])
+        lines.append(f"concat of {n} branch{'es' if n != 1 else ''}")
     if residual:
         lines.append(f"+ {shortcut_kind(G, adds[-1], members)} shortcut")
     if any(G.nodes[n]["op"] == "channel_shuffle" and G.nodes[n]["scope"] == scope for n in members):
@@ -472,6 +480,7 @@ def collapse(G: nx.DiGraph, level: str = "block", expand: tuple = (), annotate: 
                 e.shapes = e.shapes if shape in e.shapes else e.shapes + (shape,)
                 e.role = max(e.role, role, key=ROLE_RANK.get)
     clusters: dict[str, str] = {}
+    edges = _fold_dense_gathers(list(merged.values()), [v.id for v in nodes])
     for v in nodes:
         for s in v.clusters:
             clusters.setdefault(s, cluster_label(G, s))
@@ -479,7 +488,27 @@ def collapse(G: nx.DiGraph, level: str = "block", expand: tuple = (), annotate: 
     drawn_ops = [op_kind(G, n) for g, ms in groups.items() if g in G or g in G.graph["scopes"]
                  and G.graph["scopes"][g]["kind"] == "block" for n in ms]
     kinds = [k for k in KIND_COLOURS if k in drawn_ops and k != "input"]
-    return View(level, nodes, list(merged.values()), clusters, kinds)
+    return View(level, nodes, edges, clusters, kinds)
+
+
+def _fold_dense_gathers(edges: list[VEdge], order: list[str]) -> list[VEdge]:
+    """Fold the inputs of a dense gather into its nearest input's edge (see DENSE_FAN_IN)."""
+    position = {n: i for i, n in enumerate(order)}
+    into: dict[str, list[VEdge]] = {}
+    for e in edges:
+        into.setdefault(e.dst, []).append(e)
+    flow = nx.DiGraph((e.src, e.dst) for e in edges)
+    dropped: set[int] = set()
+    for ins in into.values():
+        if len(ins) <= DENSE_FAN_IN:
+            continue
+        nearest = max(ins, key=lambda e: position[e.src])
+        upstream = nx.ancestors(flow, nearest.src)
+        far = [e for e in ins if e.src in upstream]
+        if len(far) >= DENSE_FAN_IN:
+            dropped |= {id(e) for e in far}
+            nearest.also = len(far)
+    return [e for e in edges if id(e) not in dropped]
 
 
 def cluster_label(G: nx.DiGraph, scope: str) -> str:
@@ -594,6 +623,8 @@ def _edge_attrs(e: VEdge, annotate: tuple) -> dict:
     a = dict(EDGE_STYLES[e.role])
     if "shapes" in annotate:
         a["label"] = " " + " | ".join(shape_text(s) for s in e.shapes)
+    if e.also:
+        a["label"] = a.get("label", "") + f" (+{e.also} earlier inputs)"
     # a heavy main trunk keeps the backbone straight; skips and aux heads bend around it
     a["weight"] = "0" if e.role == "aux" else "1" if e.role in ("residual", "gate") else "4"
     return a

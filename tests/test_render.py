@@ -406,3 +406,23 @@ def test_residual_blocks_say_which_shortcut(tmp_path):
     assert "+ projection shortcut" in down and "identity" not in down
     assert "+ maxpool shortcut" in pooled
     assert all('color="#d62728"' in n for n in (same, down, pooled))  # all three are residual blocks
+
+
+def test_dense_gathers_are_folded_and_parallel_branches_are_not():
+    """DenseNet's layers read every earlier output of their block: drawn with the nearest input and a
+    count (the full fan-in made Graphviz take minutes); Inception's parallel branches keep every edge."""
+    import netspec
+    from netspec.render import DENSE_FAN_IN, collapse
+
+    dense = collapse(netspec.lower(netspec.load(SPECS / "densenet.yaml")), "block")
+    fan_in: dict = {}
+    for e in dense.edges:
+        fan_in[e.dst] = fan_in.get(e.dst, 0) + 1
+    assert max(fan_in.values()) <= DENSE_FAN_IN
+    # denseblock3 of DenseNet-121 has 24 layers; the transition after it reads the block input and all
+    # 24 layers: all but the nearest folded into its edge
+    assert max(e.also for e in dense.edges) == 24
+    op_level = collapse(netspec.lower(netspec.load(SPECS / "inception_v3.yaml")), "op")
+    assert not any(e.also for e in op_level.edges)
+    widest = max(len(G_in) for G_in in [[e for e in op_level.edges if e.dst == n.id] for n in op_level.nodes])
+    assert widest == 6  # InceptionE's concat: all six branch outputs drawn
