@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -98,7 +99,10 @@ def render(expr, texts: list, indent: int) -> str:
                 if text is None:
                     continue
             parts.append(text if positional else f"{name}={text}")
-        return f"{expr.call}({', '.join(parts)})"
+        one_line = f"{expr.call}({', '.join(parts)})"
+        if indent + len(one_line) <= 88 or "\n" in one_line:
+            return one_line
+        return f"{expr.call}(\n" + "".join(f"{pad}    {p},\n" for p in parts) + f"{pad})"
     inner = pad + "    "
     items = [(k, render(v, texts, indent + 4)) for k, v in expr.items]
     numbered = [k for k, _ in expr.items] == [str(i) for i in range(len(expr.items))]
@@ -339,6 +343,7 @@ class Ejector:
             return name
 
         for i, (u, ins, o, aux) in enumerate(stmts):
+            aux = aux and not scope  # an aux head's own blocks run whole; the top level guards them
             args = [env[n] for n in ins]
             if self.inline_op(u, scope):
                 d = self.G.nodes[u]
@@ -384,10 +389,14 @@ class Ejector:
         return kids, self.forward(scope, params), n_in
 
     def build_blocks(self) -> None:
-        depth = {s: sum(1 for b in self.blocks if s.startswith(b + ".")) for s in self.blocks}
-        for level in sorted(set(depth.values()), reverse=True):
+        # by height (blocks nested below), so a class's nested classes exist first and every use of
+        # one structure (same height) is grouped together, wherever it is nested
+        height: dict[str, int] = {}
+        for s in sorted(self.blocks, key=lambda s: -s.count(".")):
+            height[s] = 1 + max((height[b] for b in self.blocks if b.startswith(s + ".")), default=-1)
+        for level in sorted(set(height.values())):
             groups: dict[tuple, list] = {}
-            for s in sorted((s for s in self.blocks if depth[s] == level), key=self._first_node):
+            for s in sorted((s for s in self.blocks if height[s] == level), key=self._first_node):
                 kids, fwd, n_in = self.class_body(s)
                 slots: list = []
                 skeleton = _slots(Container("Block", kids), (), slots)
@@ -397,20 +406,20 @@ class Ejector:
             for key in groups:
                 by_type[key[0]].append(key)
             for type_name, keys in by_type.items():
-                common = set.intersection(*(self._kid_keys(groups[k][0][1]) for k in keys))
+                common = set.intersection(*(set(self._kid_keys(groups[k][0][0])) for k in keys))
                 for key in keys:
-                    extra = [k for k, _ in groups[key][0][1] if k not in common]
+                    extra = [k for k in self._kid_keys(groups[key][0][0]) if k not in common]
                     self.define_class(self._class_name(type_name, extra), key, groups[key])
 
     def _first_node(self, scope: str) -> int:
         return min(i for i, n in enumerate(self.G.nodes) if n.startswith(scope + "."))
 
-    @staticmethod
-    def _kid_keys(kids) -> set:
-        return {k for k, _ in kids}
+    def _kid_keys(self, scope: str) -> list[str]:
+        """The keys of a block's direct parts, inline ops included (they name a variant: `add`)."""
+        return [c.rsplit(".", 1)[-1] for c in self.children[scope]]
 
     def _class_name(self, type_name: str, extra: list[str]) -> str:
-        base = camel(type_name) + "".join(camel(k) for k in extra)
+        base = camel(type_name) + ("With" + "".join(camel(k) for k in extra) if extra else "")
         name, k = base, 2
         while name in self.class_names or name in HELPERS:
             name, k = f"{base}{k}", k + 1
@@ -714,11 +723,11 @@ def eject(G: nx.DiGraph, *, version: str, source: str = "") -> str:
                 wanted.add(h)
                 changed = True
     helpers = [HELPERS[h].strip() for h in HELPERS if h in wanted]
-    ref = G.graph.get("reference") or "none given"
+    ref = textwrap.fill("Reference: " + (G.graph.get("reference") or "none given"), 100)
     c, h, w = G.graph["input_shape"]
     header = f'''"""{G.graph["name"]}: a standalone PyTorch model.
 
-Reference: {ref}
+{ref}
 Input: (N, {c}, {h}, {w}); {G.graph["num_classes"]} classes by default.
 Source spec: {source or "(not recorded)"}
 
