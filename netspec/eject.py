@@ -344,11 +344,14 @@ class Ejector:
 
         for i, (u, ins, o, aux) in enumerate(stmts):
             aux = aux and not scope  # an aux head's own blocks run whole; the top level guards them
-            args = [env[n] for n in ins]
-            if self.inline_op(u, scope):
+            args = [env.get(n, "xs") for n in ins]
+            if scope and self.variadic(scope) and ins == self.io(scope)[0]:
+                rhs = "torch.cat(xs, 1)"  # the block's list of inputs, whatever its length
+            elif self.inline_op(u, scope):
                 d = self.G.nodes[u]
                 rhs = ops.get_op(d["op"]).inline(d["attrs"], args)
-            elif self.is_op(u) and ops.get_op(self.G.nodes[u]["op"]).arity is None:
+            elif (self.is_op(u) and ops.get_op(self.G.nodes[u]["op"]).arity is None) or \
+                    (u in self.blocks and self.variadic(u)):
                 rhs = f"{self.access(u, scope)}([{', '.join(args)}])"
             else:
                 rhs = f"{self.access(u, scope)}({', '.join(args)})"
@@ -381,11 +384,30 @@ class Ejector:
         return lines
 
     # ---------------------------------------------------------------- classes
+    def variadic(self, scope: str) -> bool:
+        """A block whose inputs are all read by one concat, in order (a dense layer): its forward
+        takes a list, so one class serves any number of inputs."""
+        ins = self.io(scope)[0]
+        if len(ins) < 2:
+            return False
+        readers = {n for n in self.G.nodes if n.startswith(scope + ".") and set(self.G.nodes[n]["inputs"]) & set(ins)}
+        if len(readers) != 1:
+            return False
+        n = readers.pop()
+        return (self.G.nodes[n]["op"] == "concat" and self.G.nodes[n]["inputs"] == ins
+                and self.inline_op(n, scope))
+
+    def input_names(self, scope: str) -> list[str]:
+        if self.variadic(scope):
+            return ["xs"]
+        n_in = len(self.io(scope)[0])
+        return ["x"] if n_in == 1 else [f"x{i}" for i in range(n_in)]
+
     def class_body(self, scope: str) -> tuple[list, list[str], int]:
         """(children (key, expression), forward lines, number of inputs) of a block scope."""
         kids = [(c.rsplit(".", 1)[-1], self.expr(c)) for c in self.children[scope] if not self.inline_op(c, scope)]
         n_in = len(self.io(scope)[0])
-        params = ["x"] if n_in == 1 else [f"x{i}" for i in range(n_in)]
+        params = self.input_names(scope)
         return kids, self.forward(scope, params), n_in
 
     def build_blocks(self) -> None:
@@ -472,8 +494,9 @@ class Ejector:
                 v = columns[j][0]
                 texts.append(None if (not positional and default is not ops.REQUIRED and v == default
                                       and type(v) is type(default)) else literal(v))
-        n_in = len(self.io(instances[0][0])[0])
-        args = ["x: torch.Tensor"] if n_in == 1 else [f"x{i}: torch.Tensor" for i in range(n_in)]
+        first = instances[0][0]
+        args = ["xs: List[torch.Tensor]"] if self.variadic(first) else \
+            [f"{p}: torch.Tensor" for p in self.input_names(first)]
         used_by = [s for s, _, _ in instances]
         doc = f"Block '{type_name}'" + (f" ({len(used_by)} uses: {used_by[0]}, ...)" if len(used_by) > 1
                                          else f" ({used_by[0]})")
