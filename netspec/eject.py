@@ -428,7 +428,8 @@ class Ejector:
             for key in groups:
                 by_type[key[0]].append(key)
             for type_name, keys in by_type.items():
-                common = set.intersection(*(set(self._kid_keys(groups[k][0][0])) for k in keys))
+                common = set.intersection(*(set(self._kid_keys(s)) for s in self.blocks
+                                            if self.scopes[s]["type"] == type_name))
                 for key in keys:
                     extra = [k for k in self._kid_keys(groups[key][0][0]) if k not in common]
                     self.define_class(self._class_name(type_name, extra), key, groups[key])
