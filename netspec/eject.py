@@ -476,10 +476,19 @@ class Ejector:
             by_column[sig] = f"@{len(params) - 1}"
             param_of[j] = by_column[sig]
         final_names = []
+        # channel counts are named after what they are: the block's input or output channels, else
+        # after the part they size (`expand_out_channels`), so a reader never mistakes one for another
+        in_ch = tuple(self.G.nodes[self.io(s)[0][0]]["shape"][0] for s, _, _ in instances)
+        out_ch = tuple(self.G.nodes[self.io(s)[1]]["shape"][0] for s, _, _ in instances)
         for argname, col, path in params:
+            channels = "channels" in argname or "features" in argname
             if all(isinstance(v, Sym) for v in col) and len({v for v in col}) == 1:
                 nm = col[0].name
-            elif names_used[argname] > 1:
+            elif channels and col == in_ch:
+                nm = "in_channels"
+            elif channels and col == out_ch:
+                nm = "out_channels"
+            elif channels or names_used[argname] > 1:
                 nm = "_".join([*[p for p in path if _identifier(p)], argname])
             else:
                 nm = argname
