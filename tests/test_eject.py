@@ -140,7 +140,7 @@ def test_branches_split_shuffle_and_gating_are_plain_python(tmp_path):
     assert " * " in text and "class StochasticDepth" in text
 
 
-@pytest.mark.parametrize("case", ["lenet5", "mobilenet_v2"])
+@pytest.mark.parametrize("case", ["lenet5", "mobilenet_v2", "googlenet", "lenet5_1998"])
 def test_torchscript(case, tmp_path):
     spec, variant, res = CASES[case]
     G = graph(spec, variant, res)
@@ -201,3 +201,22 @@ def test_eject_needs_no_torch():
             "eject(lower(load('specs/mobilenet_v2.yaml')), version='x')\n"
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=SPECS.parent)
+
+
+def test_every_op_has_a_source_rule():
+    """A new op is one class in ops.py: its eject rule (`source`) lives there too."""
+    from netspec import ops
+    G = graph("lenet5_1998.yaml")
+    seen = {d["op"] for _, d in G.nodes(data=True)}
+    for name, op in ops.OPS.items():
+        if name == "input":
+            continue
+        assert type(op).source is not ops.Op.source, f"op {name} has no `source` rule for netspec eject"
+    assert {"table_conv2d", "subsample", "scaled_tanh", "rbf"} <= seen
+
+
+def test_custom_layers_are_written_only_when_used(tmp_path):
+    text = ejected(graph("lenet5_1998.yaml"), tmp_path, "lenet1998")[0].read_text()
+    for cls in ("TableConv2d", "Subsample", "ScaledTanh", "RBF"):
+        assert f"class {cls}(nn.Module)" in text
+    assert "class Conv2dSame" not in text and "StochasticDepth" not in text
