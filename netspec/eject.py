@@ -22,7 +22,7 @@ import re
 import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import networkx as nx
 
@@ -746,7 +746,7 @@ def eject(G: nx.DiGraph, *, version: str, source: str = "") -> str:
         top_name += "Net"
     top = e.top_class(top_name)
     body = "\n\n\n".join(e.classes + [top])
-    helpers, changed = [], True
+    changed = True
     wanted: set[str] = set()
     while changed:  # helpers may use helpers (ChannelShuffle -> channel_shuffle)
         changed = False
