@@ -220,3 +220,20 @@ def test_custom_layers_are_written_only_when_used(tmp_path):
     for cls in ("TableConv2d", "Subsample", "ScaledTanh", "RBF"):
         assert f"class {cls}(nn.Module)" in text
     assert "class Conv2dSame" not in text and "StochasticDepth" not in text
+
+
+def test_cli_variant_and_no_aux(tmp_path, capsys):
+    out = tmp_path / "g.py"
+    assert main(["eject", str(SPECS / "googlenet.yaml"), "--no-aux", "--res", "96", "-o", str(out)]) == 0
+    model = import_file(out).build_model().train()
+    compiled = netspec.build(SPECS / "googlenet.yaml", aux=False, res=96).train()
+    model.load_state_dict(compiled.state_dict(), strict=True)
+    x = torch.randn(2, 3, 96, 96)
+    torch.manual_seed(0)
+    a = compiled(x)
+    torch.manual_seed(0)
+    b = model(x)
+    assert isinstance(b, torch.Tensor) and torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    out = tmp_path / "r.py"
+    assert main(["eject", str(SPECS / "resnet.yaml"), "--variant", "resnet18", "-o", str(out)]) == 0
+    assert "--variant resnet18" in out.read_text() and "class ResnetBasicWithDownsample" in out.read_text()
