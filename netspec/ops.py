@@ -9,6 +9,8 @@ Each op is one class holding everything about it in one place:
 * `macs`     - multiply-accumulates under the `reference` profile
                (conv and linear only, as torch's FlopCounterMode / torchvision);
 * `torch`    - the factory of its `torch.nn.Module` (torch imported lazily);
+* `source` / `inline` - how `netspec eject` writes it as PyTorch source: the module's
+               constructor (`Source`), or a forward expression for a parameter-free op;
 * analysis rules (used by `netspec.analysis`, defaults on `Op`):
   `full_macs` (the `full` MAC profile), `mem_io` (activation elements read +
   written, ShuffleNet V2's memory access cost without the weights),
@@ -134,6 +136,41 @@ def is_op(name: str) -> bool:
     return ALIASES.get(name, name) in OPS
 
 
+REQUIRED = object()  # a `Source` argument without a default value
+
+
+@dataclass(frozen=True)
+class Source:
+    """How `netspec eject` writes an op's module: `call(value, ..., name=value, ...)`.
+
+    `args` are (name, value, default) triples, the first `positional` written without their name;
+    a keyword argument whose value is its default in every use of a generated class is left out.
+    A `call` that is not `nn.*` names a small class `netspec.eject` writes into the file."""
+
+    call: str
+    args: tuple = ()
+    positional: int = 0
+
+
+def _conv_source(a: dict, call: str = "nn.Conv2d") -> Source:
+    t, b, l, r = a["pad"]
+    args = [("in_channels", a["in_channels"], REQUIRED), ("out_channels", a["out"], REQUIRED),
+            ("kernel_size", _one(a["kernel"]), REQUIRED), ("stride", _one(a["stride"]), 1)]
+    if t == b and l == r:
+        args.append(("padding", _one((t, l)), 0))
+    else:
+        call = "Conv2dSame"
+        args.append(("pad", (t, b, l, r), REQUIRED))
+    args += [("dilation", _one(a["dilation"]), 1), ("groups", a["groups"], 1), ("bias", a["bias"], True)]
+    return Source(call, tuple(args), 3)
+
+
+def _one(pair):
+    """(3, 3) -> 3: PyTorch takes an int for a square window."""
+    pair = tuple(pair)
+    return pair[0] if len(pair) == 2 and pair[0] == pair[1] else pair
+
+
 class Op:
     name: ClassVar[str]
     kind: ClassVar[Kind]
@@ -160,6 +197,15 @@ class Op:
 
     def torch(self, a: dict, ins: list[Shape], out: Shape):
         raise NotImplementedError(self.name)
+
+    def source(self, a: dict, ins: list[Shape], out: Shape) -> Source:
+        """The module constructor `netspec eject` writes for this op (text, no torch)."""
+        raise NotImplementedError(self.name)
+
+    def inline(self, a: dict, xs: list[str]) -> Optional[str]:
+        """A parameter-free op's forward as an expression over the input variables `xs`
+        (`netspec eject` writes it in the forward instead of a module), or None."""
+        return None
 
     # ---- analysis rules (docs/analysis.md); per sample, batch excluded
     #: True when the op moves no data at inference (a view or an identity in eval mode):
@@ -328,6 +374,9 @@ class Conv2d(Op):
         from .backends import torch_layers as L
         return L.conv2d(a)
 
+    def source(self, a, ins, out):
+        return _conv_source(a)
+
 
 class TableConv2dParams(Params):
     table: Annotated[list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]], Field(
@@ -404,6 +453,11 @@ class TableConv2d(Op):
         from .backends import torch_layers as L
         return L.TableConv2d(a["in_channels"], a["table"], a["kernel"], a["stride"], a["padding"], a["bias"])
 
+    def source(self, a, ins, out):
+        return Source("TableConv2d", (("in_channels", a["in_channels"], REQUIRED), ("table", a["table"], REQUIRED),
+                                      ("kernel", tuple(a["kernel"]), REQUIRED), ("stride", tuple(a["stride"]), (1, 1)),
+                                      ("padding", tuple(a["padding"]), (0, 0)), ("bias", a["bias"], True)), 2)
+
 
 # --------------------------------------------------------------------------- normalisation
 
@@ -450,6 +504,11 @@ class BatchNorm(Op):
             nn.init.zeros_(bn.weight)
         return bn
 
+    def source(self, a, ins, out):
+        call = "nn.BatchNorm2d" if len(ins[0]) == 3 else "nn.BatchNorm1d"
+        return Source(call, (("num_features", a["channels"], REQUIRED), ("eps", a["eps"], 1e-5),
+                             ("momentum", a["momentum"], 0.1), ("affine", a["affine"], True)), 1)
+
 
 class LRNParams(Params):
     size: Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
@@ -476,6 +535,10 @@ class LocalResponseNorm(Op):
         import torch.nn as nn
         return nn.LocalResponseNorm(a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"])
 
+    def source(self, a, ins, out):
+        return Source("nn.LocalResponseNorm", (("size", a["size"], REQUIRED), ("alpha", a["alpha"], 1e-4),
+                                               ("beta", a["beta"], 0.75), ("k", a["k"], 1.0)), 1)
+
 
 # --------------------------------------------------------------------------- activations
 
@@ -491,6 +554,9 @@ def _activation(op_name: str, torch_name: str, doc: str, **torch_kwargs):
         def torch(self, a, ins, out):
             import torch.nn as nn
             return getattr(nn, torch_name)(**torch_kwargs)
+
+        def source(self, a, ins, out):
+            return Source(f"nn.{torch_name}", tuple((k, v, REQUIRED) for k, v in torch_kwargs.items()))
 
     Activation.doc = doc
     Activation.__name__ = Activation.__qualname__ = torch_name
@@ -528,6 +594,9 @@ class ScaledTanh(Op):
     def torch(self, a, ins, out):
         from .backends import torch_layers as L
         return L.ScaledTanh(a["amplitude"], a["slope"])
+
+    def source(self, a, ins, out):
+        return Source("ScaledTanh", (("amplitude", a["amplitude"], REQUIRED), ("slope", a["slope"], REQUIRED)), 2)
 
 
 # --------------------------------------------------------------------------- pooling
@@ -591,6 +660,11 @@ class MaxPool(_Pool):
         import torch.nn as nn
         return nn.MaxPool2d(a["kernel"], a["stride"], a["padding"], a["dilation"], ceil_mode=a["ceil_mode"])
 
+    def source(self, a, ins, out):
+        return Source("nn.MaxPool2d", (("kernel_size", _one(a["kernel"]), REQUIRED), ("stride", _one(a["stride"]), None),
+                                       ("padding", _one(a["padding"]), 0), ("dilation", _one(a["dilation"]), 1),
+                                       ("ceil_mode", a["ceil_mode"], False)), 2)
+
 
 @register
 class AvgPool(_Pool):
@@ -602,6 +676,11 @@ class AvgPool(_Pool):
         import torch.nn as nn
         return nn.AvgPool2d(a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil_mode"],
                             count_include_pad=a["count_include_pad"])
+
+    def source(self, a, ins, out):
+        return Source("nn.AvgPool2d", (("kernel_size", _one(a["kernel"]), REQUIRED), ("stride", _one(a["stride"]), None),
+                                       ("padding", _one(a["padding"]), 0), ("ceil_mode", a["ceil_mode"], False),
+                                       ("count_include_pad", a["count_include_pad"], True)), 2)
 
 
 class SubsampleParams(Params):
@@ -660,6 +739,10 @@ class Subsample(Op):
         from .backends import torch_layers as L
         return L.Subsample(a["channels"], a["kernel"], a["stride"], a["bias"])
 
+    def source(self, a, ins, out):
+        return Source("Subsample", (("channels", a["channels"], REQUIRED), ("kernel", tuple(a["kernel"]), REQUIRED),
+                                    ("stride", tuple(a["stride"]), REQUIRED), ("bias", a["bias"], True)), 3)
+
 
 class AdaptivePoolParams(Params):
     output: PosPair = (1, 1)
@@ -694,6 +777,9 @@ class _AdaptivePool(Op):
     def torch(self, a, ins, out):
         import torch.nn as nn
         return getattr(nn, self.torch_name)(a["output"])
+
+    def source(self, a, ins, out):
+        return Source(f"nn.{self.torch_name}", (("output_size", _one(a["output"]), REQUIRED),), 1)
 
 
 @register
@@ -735,6 +821,12 @@ class GlobalAvgPool(Op):
         from .backends import torch_layers as L
         return L.GlobalAvgPool(a["keepdim"])
 
+    def source(self, a, ins, out):
+        return Source("GlobalAvgPool", (("keepdim", a["keepdim"], True),))
+
+    def inline(self, a, xs):
+        return f"{xs[0]}.mean([2, 3], keepdim={a['keepdim']})"
+
 
 # --------------------------------------------------------------------------- regularisers
 
@@ -754,6 +846,9 @@ class Dropout(Op):
         import torch.nn as nn
         return nn.Dropout(a["p"])
 
+    def source(self, a, ins, out):
+        return Source("nn.Dropout", (("p", a["p"], 0.5),), 1)
+
 
 class DropPathParams(Params):
     p: Annotated[float, Field(ge=0, lt=1)] = 0.0
@@ -771,6 +866,9 @@ class DropPath(Op):
     def torch(self, a, ins, out):
         from .backends import torch_layers as L
         return L.StochasticDepth(a["p"], a["mode"])
+
+    def source(self, a, ins, out):
+        return Source("StochasticDepth", (("p", a["p"], REQUIRED), ("mode", a["mode"], "row")), 1)
 
 
 # --------------------------------------------------------------------------- linear
@@ -817,6 +915,10 @@ class Linear(Op):
     def torch(self, a, ins, out):
         import torch.nn as nn
         return nn.Linear(a["in_features"], a["out"], bias=a["bias"])
+
+    def source(self, a, ins, out):
+        return Source("nn.Linear", (("in_features", a["in_features"], REQUIRED), ("out_features", a["out"], REQUIRED),
+                                    ("bias", a["bias"], True)), 2)
 
 
 class RBFParams(Params):
@@ -865,6 +967,9 @@ class RBF(Op):
         from .backends import torch_layers as L
         return L.RBF(a["in_features"], a["out"])
 
+    def source(self, a, ins, out):
+        return Source("RBF", (("in_features", a["in_features"], REQUIRED), ("out_features", a["out"], REQUIRED)), 2)
+
 
 # --------------------------------------------------------------------------- data movement
 
@@ -882,6 +987,12 @@ class Flatten(Op):
         import torch.nn as nn
         return nn.Flatten(1)
 
+    def source(self, a, ins, out):
+        return Source("nn.Flatten", (("start_dim", 1, REQUIRED),), 1)
+
+    def inline(self, a, xs):
+        return f"torch.flatten({xs[0]}, 1)"
+
 
 @register
 class Identity(Op):
@@ -893,6 +1004,12 @@ class Identity(Op):
     def torch(self, a, ins, out):
         import torch.nn as nn
         return nn.Identity()
+
+    def source(self, a, ins, out):
+        return Source("nn.Identity")
+
+    def inline(self, a, xs):
+        return xs[0]
 
 
 @register
@@ -917,6 +1034,12 @@ class Concat(Op):
         from .backends import torch_layers as L
         return L.Concat()
 
+    def source(self, a, ins, out):
+        return Source("Concat")
+
+    def inline(self, a, xs):
+        return f"torch.cat([{', '.join(xs)}], 1)"
+
 
 @register
 class Add(Op):
@@ -939,6 +1062,12 @@ class Add(Op):
     def torch(self, a, ins, out):
         from .backends import torch_layers as L
         return L.Add()
+
+    def source(self, a, ins, out):
+        return Source("Add")
+
+    def inline(self, a, xs):
+        return " + ".join(xs)
 
 
 @register
@@ -968,6 +1097,12 @@ class Mul(Op):
         from .backends import torch_layers as L
         return L.Mul()
 
+    def source(self, a, ins, out):
+        return Source("Mul")
+
+    def inline(self, a, xs):
+        return f"{xs[0]} * {xs[1]}"
+
 
 class ChunkParams(Params):
     chunks: Channels = 2
@@ -995,6 +1130,12 @@ class Chunk(Op):
         from .backends import torch_layers as L
         return L.Chunk(a["chunks"], a["index"])
 
+    def source(self, a, ins, out):
+        return Source("Chunk", (("chunks", a["chunks"], REQUIRED), ("index", a["index"], REQUIRED)), 2)
+
+    def inline(self, a, xs):
+        return f"{xs[0]}.chunk({a['chunks']}, 1)[{a['index']}]"
+
 
 class ShuffleParams(Params):
     groups: Channels
@@ -1017,3 +1158,9 @@ class ChannelShuffle(Op):
     def torch(self, a, ins, out):
         from .backends import torch_layers as L
         return L.ChannelShuffle(a["groups"])
+
+    def source(self, a, ins, out):
+        return Source("ChannelShuffle", (("groups", a["groups"], REQUIRED),), 1)
+
+    def inline(self, a, xs):
+        return f"channel_shuffle({xs[0]}, {a['groups']})"
