@@ -28,6 +28,7 @@ import networkx as nx
 
 from . import ops
 from .errors import Issue, SourceLoc, SpecError
+from .optimize import evaluation_order
 
 RESERVED = {"self", "torch", "nn", "F", "x", "List", "Tuple", "Union", "Optional", "math", "aux_outputs"}
 
@@ -548,30 +549,6 @@ class Ejector:
         lines += ["", f"    def forward(self, x: torch.Tensor) -> {ret}:"]
         lines += [f"        {line}" for line in self.forward("", ["x"])]
         return "\n".join(lines)
-
-
-def evaluation_order(G: nx.DiGraph, needed: set[str]) -> list[str]:
-    """The compiled module's order (backends.pytorch._evaluation_order, without torch): insertion
-    order, except that an aux head's nodes run as soon as their inputs are ready."""
-    order: list[str] = []
-    done: set[str] = set()
-    waiting = [n for n in G.nodes if n in needed and G.nodes[n]["aux"]]
-    for n in G.nodes:
-        if n not in needed or G.nodes[n]["aux"]:
-            continue
-        order.append(n)
-        done.add(n)
-        progress = True
-        while progress and waiting:
-            progress = False
-            for a in list(waiting):
-                if all(i in done for i in G.nodes[a]["inputs"]):
-                    waiting.remove(a)
-                    order.append(a)
-                    done.add(a)
-                    progress = True
-    order += waiting
-    return order
 
 
 # --------------------------------------------------------------------------- layers torch.nn lacks

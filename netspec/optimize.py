@@ -130,3 +130,28 @@ def describe(G: nx.DiGraph, H: nx.DiGraph) -> dict[str, int]:
         "identities_removed": sum(1 for n in removed if _op(G, n) in INFERENCE_IDENTITIES),
         "inplace": len(inplace_nodes(H)),
     }
+
+
+def evaluation_order(G: nx.DiGraph, needed: set[str]) -> list[str]:
+    """The order the compiled module (and an ejected one) runs `needed` nodes in: insertion order (a
+    topological order), except that an aux head's nodes run as soon as their inputs are ready -
+    where the references evaluate them (GoogLeNet computes aux1 right after inception4a), so
+    dropout in training draws its random numbers in the reference's order."""
+    order: list[str] = []
+    done: set[str] = set()
+    waiting = [n for n in G.nodes if n in needed and G.nodes[n]["aux"]]
+    for n in G.nodes:
+        if n not in needed or G.nodes[n]["aux"]:
+            continue
+        order.append(n)
+        done.add(n)
+        progress = True
+        while progress and waiting:
+            progress = False
+            for a in list(waiting):
+                if all(i in done for i in G.nodes[a]["inputs"]):
+                    waiting.remove(a)
+                    order.append(a)
+                    done.add(a)
+                    progress = True
+    return order + waiting  # an aux node fed by an aux node not yet emitted: insertion order

@@ -23,7 +23,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from .. import ops
-from ..optimize import inplace_nodes
+from ..optimize import evaluation_order, inplace_nodes
 
 
 def _place(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -36,35 +36,6 @@ def _place(root: nn.Module, path: str, module: nn.Module) -> None:
             parent.add_module(part, child)
         parent = child
     parent.add_module(parts[-1], module)
-
-
-def _evaluation_order(G: nx.DiGraph, needed: set[str]) -> list[str]:
-    """Insertion order (a topological order), except that an aux head's nodes run as soon as their
-    inputs are ready - where the references evaluate them (GoogLeNet computes aux1 right after
-    inception4a), so dropout in training draws its random numbers in the reference's order."""
-    order: list[str] = []
-    done: set[str] = set()
-    waiting = [n for n in G.nodes if n in needed and G.nodes[n]["aux"]]
-
-    def emit(n: str) -> None:
-        order.append(n)
-        done.add(n)
-
-    for n in G.nodes:
-        if n not in needed or G.nodes[n]["aux"]:
-            continue
-        emit(n)
-        progress = True
-        while progress and waiting:
-            progress = False
-            for a in list(waiting):
-                if all(i in done for i in G.nodes[a]["inputs"]):
-                    waiting.remove(a)
-                    emit(a)
-                    progress = True
-    for a in waiting:  # an aux node fed by another aux node not yet emitted (kept in insertion order)
-        emit(a)
-    return order
 
 
 def _flat_names(G: nx.DiGraph) -> dict[str, str]:
@@ -90,7 +61,7 @@ def _fx_graph(G: nx.DiGraph, outputs: list[str]) -> fx.Graph:
     graph = fx.Graph()
     flat = _flat_names(G)
     values: dict[str, fx.Node] = {}
-    for n in _evaluation_order(G, needed):
+    for n in evaluation_order(G, needed):
         data = G.nodes[n]
         if data["op"] == "input":
             values[n] = graph.placeholder("x")
