@@ -271,6 +271,12 @@ class Ctx:
     G: nx.DiGraph
     annotate: tuple
     rf: Optional[dict] = None
+    depth: dict = field(default_factory=dict)  # depths(G), filled on first use
+
+    def depths(self) -> dict[str, int]:
+        if not self.depth:
+            self.depth.update(depths(self.G))
+        return self.depth
 
     def stats(self, nodes: list[str]) -> list[str]:
         out = []
@@ -314,11 +320,12 @@ def framing(G: nx.DiGraph, group: str, first: str) -> tuple:
     return tuple(s for s in chain if group.startswith(s + "."))
 
 
-def shortcut_kind(G: nx.DiGraph, add: str, members: list[str]) -> str:
+def shortcut_kind(G: nx.DiGraph, add: str, members: list[str], depth: Optional[dict] = None) -> str:
     """What a block's residual sum adds to its main branch: `identity` (the skip input reaches the add
     untouched), `projection` (it goes through a conv, e.g. ResNet's 1×1 conv + BN when the shape
-    changes) or the ops it goes through (`maxpool`). The skip is the add's shallowest input."""
-    depth = depths(G)
+    changes) or the ops it goes through (`maxpool`). The skip is the add's shallowest input.
+    `depth` is `depths(G)` when the caller has it (it costs a pass over the whole graph)."""
+    depth = depth if depth is not None else depths(G)
     skip = min(G.nodes[add]["inputs"], key=lambda u: depth[u])
     inside, path, todo = set(members), [], [skip]
     while todo:  # the skip path inside the block, back to where it leaves the block input
@@ -345,7 +352,7 @@ def block_node(ctx: Ctx, scope: str, members: list[str]) -> VNode:
         n = len(G.nodes[concat[-1]]["inputs"])
         lines.append(f"concat of {n} branch{'es' if n != 1 else ''}")
     if residual:
-        lines.append(f"+ {shortcut_kind(G, adds[-1], members)} shortcut")
+        lines.append(f"+ {shortcut_kind(G, adds[-1], members, ctx.depths())} shortcut")
     if any(G.nodes[n]["op"] == "channel_shuffle" and G.nodes[n]["scope"] == scope for n in members):
         lines.append("channel shuffle")
     lines += ctx.stats(members)

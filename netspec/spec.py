@@ -339,7 +339,9 @@ BlockTemplate = _template_model(Entry)
 
 # --------------------------------------------------------------------------- scaling policies (netspec.scale)
 
-PositiveNumber = Annotated[float, Field(gt=0)]
+PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# the compound coefficient, as the CLI's --phi takes it (B7 is about 7; 1.2**16 = 18x the depth)
+Phi = Annotated[float, Field(ge=0, le=16, allow_inf_nan=False)]
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
@@ -421,7 +423,7 @@ class ResolutionScaling(_Shorthand):
 class CompoundScaling(Model):
     """EfficientNet compound scaling: depth alpha^phi, width beta^phi, resolution gamma^phi."""
 
-    phi: Optional[float] = Field(None, description="compound coefficient; unset = no compound scaling")
+    phi: Optional[Phi] = Field(None, description="compound coefficient; unset = no compound scaling")
     alpha: Annotated[float, Field(ge=1)] = Field(1.2, description="depth base")
     beta: Annotated[float, Field(ge=1)] = Field(1.1, description="width base")
     gamma: Annotated[float, Field(ge=1)] = Field(1.15, description="resolution base")
@@ -443,7 +445,7 @@ class Variant(Model):
     width: Optional[PositiveNumber] = Field(None, description="scaling.width.multiplier")
     depth: Optional[Union[PositiveNumber, list[PositiveNumber]]] = Field(None, description="scaling.depth.multiplier")
     resolution: Optional[Annotated[int, Field(ge=1)]] = Field(None, description="input size")
-    phi: Optional[float] = Field(None, description="scaling.compound.phi")
+    phi: Optional[Phi] = Field(None, description="scaling.compound.phi")
     dropout: Optional[Annotated[float, Field(ge=0, lt=1)]] = Field(None, description="sets vars.dropout")
     drop_path_rate: Optional[Annotated[float, Field(ge=0, lt=1)]] = None
     set: dict[str, Any] = Field(default_factory=dict, description=(

@@ -88,14 +88,14 @@ def test_graph_size_limit_names_the_entry_that_drives_it(write_spec):
           six: {body: [{type: conv2d, out: 4, kernel: 1}, {type: relu}, {type: relu}, {type: relu}, {type: relu}, {type: relu}]}
         stem:
           - {type: conv2d, out: 4, kernel: 1}
-          - {type: six, repeat: 900}
-          - {type: six, name: many, repeat: 900}
+          - {type: six, repeat: 450}
+          - {type: six, name: many, repeat: 450}
         """)
     with pytest.raises(SpecError) as info:
         netspec.lower(netspec.load(path))
     issue = info.value.first
     assert issue.loc.line == 8 and issue.loc.path == "stem[2].repeat"
-    assert f"{limits.MAX_GRAPH_NODES:,}" in issue.message and "repeat 900" in issue.message
+    assert f"{limits.MAX_GRAPH_NODES:,}" in issue.message and "repeat 450" in issue.message
 
 
 def test_depth_scaling_that_overflows_repeat_is_located(tmp_path):
@@ -150,3 +150,13 @@ def test_python_api_takes_the_cli_scaling_choices(figures):
     for bad in (dict(phi=float("nan")), dict(phi=99), dict(res=0), dict(res=1.5)):
         with pytest.raises(SpecError):
             netspec.load(SPECS / "efficientnet.yaml", **bad)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("scaling.depth=inf", "finite number"), ("scaling.width=nan", "finite number"),
+    ("scaling.compound.phi=1e300", "less than or equal to 16"),
+])
+def test_scaling_numbers_are_finite_and_bounded(override, message, capsys):
+    assert main(["validate", str(SPECS / "efficientnet.yaml"), "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert f"--set {override}" in err and message in err
