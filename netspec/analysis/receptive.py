@@ -38,14 +38,16 @@ Number = Union[int, Fraction]
 class AxisRF:
     size: Number
     jump: Number
-    centre: Fraction
+    centre: Number
 
     def through(self, w: ops.Window) -> "AxisRF":
-        return AxisRF(self.size + (w.extent - 1) * self.jump, self.jump * w.stride,
-                      self.centre + (Fraction(w.extent - 1, 2) - w.pad) * self.jump)
+        twice = w.extent - 1 - 2 * w.pad  # 2 x ((k - 1)/2 - p): a Fraction only when it is odd
+        shift = (twice // 2) * self.jump if twice % 2 == 0 else Fraction(twice, 2) * self.jump
+        return AxisRF(self.size + (w.extent - 1) * self.jump, self.jump * w.stride, self.centre + shift)
 
 
-INPUT_RF = (AxisRF(1, 1, Fraction(0)), AxisRF(1, 1, Fraction(0)))
+# exact arithmetic: ints while everything stays integral (almost always), Fractions otherwise
+INPUT_RF = (AxisRF(1, 1, 0), AxisRF(1, 1, 0))
 
 
 @dataclass
