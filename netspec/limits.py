@@ -87,7 +87,8 @@ def check_run_memory(G, batch: int, *, training: bool = False) -> None:
     from .analysis.memory import activation_memory
     from .errors import Issue, SpecError
 
-    act = activation_memory(G, batch=batch, dtype_bytes=BYTES_PER_VALUE)
+    # inference: the no-grad in-place plan the compiled module runs; training: every output kept
+    act = activation_memory(G, batch=batch, dtype_bytes=BYTES_PER_VALUE, inplace=not training)
     weights = BYTES_PER_VALUE * (costs.total_params(G, include_aux=True) + costs.total_buffers(G, include_aux=True))
     need = (4 * weights + act.total_bytes) if training else (weights + act.peak_bytes)
     budget = int(available_memory() * MEMORY_SHARE)

@@ -207,6 +207,20 @@ class Op:
         (`netspec eject` writes it in the forward instead of a module), or None."""
         return None
 
+    #: input positions whose storage the op can write its result into (an in-place form exists).
+    #: The eval forward with gradients off uses it where `netspec.optimize.inference_inplace_nodes`
+    #: finds the input dead afterwards.
+    overwrites: ClassVar[tuple[int, ...]] = ()
+
+    def torch_inplace(self, module, k: int):
+        """A module computing what `module` (built by `torch`) computes, written into input k's
+        storage; run only in eval mode with gradients off. Default: a copy with `inplace=True`
+        (sharing nothing but the class)."""
+        import copy
+        twin = copy.copy(module)
+        twin.inplace = True
+        return twin
+
     # ---- analysis rules (docs/analysis.md); per sample, batch excluded
     #: True when the op moves no data at inference (a view or an identity in eval mode):
     #: its output aliases its input, it has no memory traffic and allocates nothing
@@ -496,6 +510,12 @@ class BatchNorm(Op):
         # eval reads weight, bias, running mean and running variance (not the step counter)
         return sum(math.prod(s) for s in weights.values()) + 2 * a["channels"]
 
+    overwrites = (0,)  # eval: y = x·scale + shift per element (with running statistics)
+
+    def torch_inplace(self, module, k):
+        from .backends import torch_layers as L
+        return L.BatchNormInPlace(module)
+
     def torch(self, a, ins, out):
         import torch.nn as nn
         cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
@@ -542,11 +562,12 @@ class LocalResponseNorm(Op):
 
 # --------------------------------------------------------------------------- activations
 
-def _activation(op_name: str, torch_name: str, doc: str, **torch_kwargs):
+def _activation(op_name: str, torch_name: str, doc: str, inplace: bool = False, **torch_kwargs):
     class Activation(Op):
         name = op_name
         kind = Kind.ACT
         elementwise = "activation"
+        overwrites = (0,) if inplace else ()  # the torch module has an `inplace` switch
 
         def full_macs(self, a, ins, out):
             return math.prod(out)  # one operation per element, whatever the function
@@ -564,13 +585,13 @@ def _activation(op_name: str, torch_name: str, doc: str, **torch_kwargs):
 
 
 ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "hardsigmoid", "hardswish", "silu", "gelu")
-_activation("relu", "ReLU", "max(0, x)")
-_activation("relu6", "ReLU6", "min(max(0, x), 6)")
+_activation("relu", "ReLU", "max(0, x)", inplace=True)
+_activation("relu6", "ReLU6", "min(max(0, x), 6)", inplace=True)
 _activation("sigmoid", "Sigmoid", "1 / (1 + exp(-x))")
 _activation("tanh", "Tanh", "tanh(x)")
-_activation("hardsigmoid", "Hardsigmoid", "relu6(x + 3) / 6")
-_activation("hardswish", "Hardswish", "x * relu6(x + 3) / 6")
-_activation("silu", "SiLU", "x * sigmoid(x) (swish)")
+_activation("hardsigmoid", "Hardsigmoid", "relu6(x + 3) / 6", inplace=True)
+_activation("hardswish", "Hardswish", "x * relu6(x + 3) / 6", inplace=True)
+_activation("silu", "SiLU", "x * sigmoid(x) (swish)", inplace=True)
 _activation("gelu", "GELU", "x * Phi(x)")
 
 
@@ -1059,6 +1080,12 @@ class Add(Op):
                              "or a `when:` condition")
         return ins[0]
 
+    overwrites = (0, 1)  # the first two only: the sum stays bit-identical (IEEE addition commutes)
+
+    def torch_inplace(self, module, k):
+        from .backends import torch_layers as L
+        return L.Add(inplace=k)
+
     def torch(self, a, ins, out):
         from .backends import torch_layers as L
         return L.Add()
@@ -1092,6 +1119,12 @@ class Mul(Op):
                                  "each axis must match or be 1")
             out.append(max(p, q))
         return tuple(out)
+
+    overwrites = (0, 1)  # into the full-size operand (IEEE multiplication commutes)
+
+    def torch_inplace(self, module, k):
+        from .backends import torch_layers as L
+        return L.Mul(inplace=k)
 
     def torch(self, a, ins, out):
         from .backends import torch_layers as L

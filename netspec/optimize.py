@@ -6,8 +6,16 @@ preceding convolution. netspec knows the whole graph before it builds anything,
 so both are decisions over the IR:
 
 * `inplace_nodes(G)` - which element-wise nodes may write their result into an
-  input's storage. Used by every build (`compile_graph`) and by the activation
-  memory analysis; outputs, gradients and `state_dict()` keys do not change.
+  input's storage while autograd records the forward (training, or eval with
+  gradients on). Used by every build (`compile_graph`); outputs, gradients and
+  `state_dict()` keys do not change.
+* `inference_inplace_nodes(G)` - the same decision for an eval-mode forward with
+  gradients off (`torch.no_grad` / `torch.inference_mode`), where no backward will
+  read anything: any op with an in-place form (`Op.overwrites`: activations, add,
+  mul, and batch norm with running statistics) may write into an input whose
+  last reader it is. The compiled module runs this plan when grad mode is off
+  (and the activation-memory analysis assumes it): about half the large
+  allocations of a conv-BN-activation chain disappear.
 * `inference_graph(G)` - the IR of the inference-only build
   (`netspec.compile(G, optimize=True)`): batch norm folded into the conv / linear
   before it, dropout, stochastic depth and identity removed. The torch side
@@ -65,12 +73,72 @@ def inplace_target(G: nx.DiGraph, n: str) -> int | None:
 
 
 def inplace_nodes(G: nx.DiGraph) -> dict[str, int]:
-    """{node: index of the input it overwrites} for every node that may run in place."""
+    """{node: index of the input it overwrites} for every node that may run in place (autograd on)."""
     found = {}
     for n in G.nodes:
         k = inplace_target(G, n)
         if k is not None:
             found[n] = k
+    return found
+
+
+def _may_alias(G: nx.DiGraph, n: str) -> bool:
+    """Can n's output share its input's storage? Views and eval identities do (`Op.view`); so does
+    a channel shuffle with one group (torch's `.contiguous()` of an already contiguous tensor)."""
+    op = ops.get_op(G.nodes[n]["op"])
+    return op.view or (op.name == "channel_shuffle" and G.nodes[n]["attrs"]["groups"] in (1, G.nodes[n]["shape"][0]))
+
+
+def inference_inplace_nodes(G: nx.DiGraph) -> dict[str, int]:
+    """{node: index of the input it overwrites} for the eval-mode forward with gradients off.
+
+    Walking the logits' evaluation order, each value lives in a storage: its own, or (for views,
+    eval identities and in-place results) an input's. Node n may write into input k's storage when
+    its op can (`Op.overwrites`, input k has the output's shape), n is the last reader of every
+    value in that storage, reads it through one input only, and the storage is neither the network
+    input (the caller's tensor) nor returned. Nothing later can then observe the overwrite, and the
+    values computed are the same (in place or not, each element gets the same arithmetic).
+    """
+    logits = G.graph["outputs"]["logits"]
+    order = evaluation_order(G, nx.ancestors(G, logits) | {logits})
+    step = {n: i for i, n in enumerate(order)}
+    end = len(order)  # the logits are read by the caller, after every node
+
+    def last_read(v: str) -> int:
+        readers = [step[s] for s in G.successors(v) if s in step]
+        return max(readers + ([end] if v == logits else []), default=step[v])
+
+    storage: dict[str, str] = {}           # value -> the node whose allocation holds it
+    values: dict[str, list[str]] = {}      # storage -> the values it has held (incl. aliases)
+    found: dict[str, int] = {}
+    for n in order:
+        data = G.nodes[n]
+        if data["op"] == "input":
+            storage[n] = n
+            values[n] = [n]
+            continue
+        op = ops.get_op(data["op"])
+        target = None
+        for k in op.overwrites:
+            if k >= len(data["inputs"]):
+                continue
+            i = data["inputs"][k]
+            r = storage[i]
+            if (r != order[0] and G.nodes[r]["op"] != "input"
+                    and tuple(G.nodes[i]["shape"]) == tuple(data["shape"])
+                    and sum(storage[j] == r for j in data["inputs"]) == 1
+                    and all(last_read(v) <= step[n] for v in values[r])):
+                target = k
+                break
+        if target is not None:
+            found[n] = target
+            storage[n] = storage[data["inputs"][target]]
+        elif data["inputs"] and _may_alias(G, n):
+            storage[n] = storage[data["inputs"][0]]
+        else:
+            storage[n] = n
+            values[n] = []
+        values[storage[n]].append(n)
     return found
 
 
@@ -128,7 +196,7 @@ def describe(G: nx.DiGraph, H: nx.DiGraph) -> dict[str, int]:
     return {
         "batchnorm_folded": len(H.graph.get("folded_bn", {})),
         "identities_removed": sum(1 for n in removed if _op(G, n) in INFERENCE_IDENTITIES),
-        "inplace": len(inplace_nodes(H)),
+        "inplace": len(inference_inplace_nodes(H)),
     }
 
 

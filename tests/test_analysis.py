@@ -162,16 +162,18 @@ def test_levels_sum_to_the_network():
 
 def test_activation_memory_peak(tiny):
     m = activation_memory(tiny, batch=1, dtype_bytes=4)
-    # schedule: input 192, conv 256, bn 256, act 256, pool 4, fc 10 (elements)
-    # live while bn runs: conv output (its input) + bn output = 512 elements; nothing is ever higher
-    assert m.peak_bytes == 512 * 4
-    assert m.peak_at == "stem.bn"
-    assert m.live_at_peak == ["stem.conv", "stem.bn"]
+    # schedule: input 192, conv 256, bn 256, act 256, pool 4, fc 10 (elements). With gradients off
+    # BN writes into the conv output and the ReLU into that (each is its input's last reader), so
+    # the peak is while conv runs: input + conv output = 448 elements; nothing is ever higher
+    assert m.peak_bytes == 448 * 4
+    assert m.peak_at == "stem.conv"
+    assert m.live_at_peak == ["input", "stem.conv"]
     assert m.input_bytes == 192 * 4
-    # the ReLU runs in place (nothing else reads the BN output): it allocates nothing
-    assert m.total_bytes == (192 + 2 * 256 + 4 + 10) * 4
-    assert activation_memory(tiny, inplace=False).total_bytes == (192 + 3 * 256 + 4 + 10) * 4
-    assert activation_memory(tiny, batch=8, dtype_bytes=2).peak_bytes == 512 * 8 * 2
+    assert m.total_bytes == (192 + 256 + 4 + 10) * 4
+    off = activation_memory(tiny, inplace=False)  # every op allocates: the peak is while bn runs
+    assert off.total_bytes == (192 + 3 * 256 + 4 + 10) * 4
+    assert (off.peak_bytes, off.peak_at) == (512 * 4, "stem.bn")
+    assert activation_memory(tiny, batch=8, dtype_bytes=2).peak_bytes == 448 * 8 * 2
 
 
 def test_activation_memory_keeps_a_residual_input_alive():
@@ -185,12 +187,15 @@ def test_activation_memory_keeps_a_residual_input_alive():
           - {type: relu, name: c}
           - {type: add, name: sum, inputs: [a, c]}
     """)
-    # sizes (elements): input 16, a 32, b 32, view aliases b, c 32, sum 32.
-    # while c runs: a (needed by sum) + b (through its view) + c = 96; while sum runs: a + c + sum = 96
+    # sizes (elements): input 16, a 32, b 32, view aliases b, c 32, sum 32. b cannot overwrite a (sum
+    # reads a later); c overwrites b through its view; sum writes into a. While b runs: a + b = 64
     m = activation_memory(G)
-    assert m.peak_bytes == 96 * 4
-    assert m.peak_at == "stem.c"
-    assert m.total_bytes == (16 + 4 * 32) * 4            # the view allocates nothing
+    assert m.peak_bytes == 64 * 4
+    assert m.peak_at == "stem.b"
+    assert m.total_bytes == (16 + 2 * 32) * 4
+    off = activation_memory(G, inplace=False)
+    # while c runs: a (needed by sum) + b (through its view) + c = 96
+    assert (off.peak_bytes, off.peak_at, off.total_bytes) == (96 * 4, "stem.c", (16 + 4 * 32) * 4)
 
 
 # --------------------------------------------------------------------------- receptive field

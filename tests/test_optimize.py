@@ -10,7 +10,7 @@ import pytest
 
 import netspec
 from conftest import SPECS
-from netspec.optimize import describe, foldable_bn, inference_graph, inplace_nodes
+from netspec.optimize import describe, foldable_bn, inference_graph, inference_inplace_nodes, inplace_nodes
 
 RESIDUAL = """
     name: residual
@@ -63,6 +63,36 @@ def test_network_input_is_never_overwritten(write_spec):
     assert inplace_nodes(G) == {}
 
 
+def test_nograd_decisions_follow_the_last_reader(residual):
+    """With gradients off nothing reads a value after its last reader, whatever the op's backward
+    would have needed: BN, a ReLU after a sigmoid, adds whose input has an earlier reader too."""
+    assert inference_inplace_nodes(residual) == {
+        "stem.bn": 0, "stem.act": 0, "stem.after_sigmoid": 0, "stem.sum": 0, "stem.tap": 0,
+        "stem.side_act": 0, "stem.join": 0, "stem.join2": 0}
+
+
+def test_nograd_decisions_respect_views_input_and_outputs(write_spec):
+    G = netspec.lower(netspec.load(write_spec("""
+        name: views
+        input: {channels: 4, size: 4}
+        stem:
+          - {type: relu, name: first}                     # the caller's tensor: never overwritten
+          - {type: conv2d, name: c, out: 4, kernel: 1}
+          - {type: chunk, name: left, chunks: 2, index: 0, inputs: [c]}
+          - {type: chunk, name: right, chunks: 2, index: 1, inputs: [c]}
+          - {type: relu, name: r, inputs: [right]}         # left (same storage) is read later
+          - {type: concat, name: cat, inputs: [left, r]}
+          - {type: relu, name: after_cat}                  # cat's last reader
+          - {type: add, name: twice, inputs: [after_cat, after_cat]}  # one storage, two inputs
+        head:
+          - {type: flatten, name: flat}
+          - {type: relu, name: out}                       # writes into twice, through the view
+        """)))
+    plan = inference_inplace_nodes(G)
+    assert "stem.first" not in plan and "stem.r" not in plan and "stem.twice" not in plan
+    assert plan["stem.after_cat"] == 0 and plan["head.out"] == 0
+
+
 def test_inference_graph_folds_bn_and_drops_identities(residual):
     H = inference_graph(residual)
     assert foldable_bn(residual) == {"stem.bn": "stem.conv"}
@@ -71,7 +101,7 @@ def test_inference_graph_folds_bn_and_drops_identities(residual):
     assert H.nodes["stem.act"]["inputs"] == ["stem.conv"]
     assert H.nodes["stem.join2"]["inputs"] == ["stem.join", "stem.proj"]
     assert residual.nodes["stem.conv"]["attrs"]["bias"] is False  # the source IR is untouched
-    assert describe(residual, H) == {"batchnorm_folded": 1, "identities_removed": 1, "inplace": len(inplace_nodes(H))}
+    assert describe(residual, H) == {"batchnorm_folded": 1, "identities_removed": 1, "inplace": len(inference_inplace_nodes(H))}
 
 
 # --------------------------------------------------------------------------- torch
@@ -116,6 +146,31 @@ def test_inplace_pass_changes_no_output_or_gradient(spec, res):
     assert all(torch.equal(p, q) for p, q in zip(ga, gb))
 
 
+def test_nograd_forward_runs_the_inplace_plan_only_when_autograd_is_off(write_spec):
+    torch = pytest.importorskip("torch")
+    from netspec.backends.torch_layers import BatchNormInPlace
+
+    model = netspec.build(write_spec(RESIDUAL)).eval()
+    _randomise_bn(model)
+    twins = [m for m in model._infer_nograd.modules()
+             if getattr(m, "inplace", None) is not None and m.inplace is not False]  # Add(inplace=0) counts
+    assert any(isinstance(m, BatchNormInPlace) for m in model._infer_nograd.modules())
+    assert len(twins) == 7  # act, after_sigmoid, sum, tap, side_act, join, join2
+    assert not any(isinstance(m, BatchNormInPlace) for m in model.modules())  # the tree is untouched
+    assert list(model.state_dict()) == list(netspec.build(write_spec(RESIDUAL)).state_dict())
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    out = model(x)  # eval with autograd on: differentiable (saliency, input gradients)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with torch.no_grad():
+        fast = model(x)
+        traced = torch.jit.trace(model, x.detach())  # tracers get the ordinary forward
+    assert torch.equal(fast, out.detach()) and torch.equal(traced(x.detach()), fast)
+    assert "native_batch_norm" not in str(traced.inlined_graph)
+    with torch.no_grad():  # .to() converts parameters in place: the twins see the new dtype
+        assert model.double()(x.detach().double()).dtype == torch.float64
+
+
 def _zoo():
     return sorted(p.stem for p in SPECS.glob("*.yaml"))
 
@@ -145,8 +200,13 @@ def test_optimised_build_equals_the_eval_module(spec):
     _randomise_bn(model)
     fast = optimize_module(model)
     x = torch.randn(2, c, res, res)
+    x0 = x.clone()
     with torch.inference_mode():
         ref, got = model(x), fast(x)
+    # the no-grad forward (in-place plan) gives the autograd-safe forward's values, bit for bit,
+    # and leaves the caller's tensor alone
+    assert torch.equal(model(x).detach(), ref) and torch.equal(fast(x), got), spec
+    assert torch.equal(x, x0)
     scale = ref.abs().max()
     assert (got - ref).abs().max() <= 1e-5 * scale, spec
     assert not any(isinstance(m, torch.nn.Dropout) for m in fast.modules())

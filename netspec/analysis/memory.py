@@ -5,9 +5,10 @@ compiled module executes its nodes). A tensor is allocated when its node runs
 and freed after its last consumer has run; the logits live to the end. Ops
 that move no data (`Op.view`: flatten, identity, chunk, dropout in eval) alias
 their input's storage instead of allocating, which extends its lifetime; so
-do the element-wise ops the compiled module runs in place
-(`netspec.optimize.inplace_nodes`: they write into an input nothing else
-reads). `inplace=False` gives the memory of a build without that pass. Weights are not activations and are not counted here (params × dtype bytes gives them).
+do the ops the compiled module runs in place in an eval forward with gradients
+off (`netspec.optimize.inference_inplace_nodes`: batch norm, activations, adds
+and gating write into an input they are the last reader of). `inplace=False`
+gives the memory of a build without in-place ops. Weights are not activations and are not counted here (params × dtype bytes gives them).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .. import ops
-from ..optimize import inplace_nodes
+from ..optimize import inference_inplace_nodes
 
 
 @dataclass
@@ -37,7 +38,7 @@ def inference_schedule(G: nx.DiGraph) -> list[str]:
 
 def storage_roots(G: nx.DiGraph, schedule: list[str], inplace: bool = True) -> dict[str, str]:
     """Each node's storage: its own, or (for views and in-place ops) the storage of the input it reuses."""
-    overwrites = inplace_nodes(G) if inplace else {}
+    overwrites = inference_inplace_nodes(G) if inplace else {}
     root: dict[str, str] = {}
     for n in schedule:
         d = G.nodes[n]

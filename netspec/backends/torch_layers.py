@@ -99,8 +99,47 @@ class Add(nn.Module):
 
 
 class Mul(nn.Module):
+    """x * y with broadcasting. `inplace` (0 or 1): the product is written into that input (of the
+    product's shape); only in the no-grad eval forward (`netspec.optimize.inference_inplace_nodes`)."""
+
+    def __init__(self, inplace: Optional[int] = None):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return x * y
+        if self.inplace is None:
+            return x * y
+        return x.mul_(y) if self.inplace == 0 else y.mul_(x)
+
+    def extra_repr(self) -> str:
+        return "" if self.inplace is None else f"inplace={self.inplace}"
+
+
+_BATCH_NORM_OUT = torch.ops.aten.native_batch_norm.out
+
+
+class BatchNormInPlace(nn.Module):
+    """Eval-mode batch norm written into its input: the eval forward with gradients off runs it where
+    `netspec.optimize.inference_inplace_nodes` finds the input dead afterwards. Same kernel as
+    `nn.BatchNorm*d` in eval (aten's native_batch_norm, through its `out=` form), so bit-identical.
+    Shares the wrapped module (parameters, running statistics): `.to()`, `.double()` and
+    `load_state_dict` on the model reach it. A module in training mode (set on its own), or one
+    without running statistics, normalises with batch statistics, and is called as it is."""
+
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm):
+        super().__init__()
+        self.bn = bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bn = self.bn
+        params, buffers = bn._parameters, bn._buffers  # plain dict reads: this runs ~50 times a forward
+        mean, var = buffers["running_mean"], buffers["running_var"]
+        if bn.training or mean is None or var is None:  # batch statistics: as the module does it
+            return bn(x)
+        unused = x.new_empty(0)  # save_mean / save_invstd: left empty in eval
+        _BATCH_NORM_OUT(x, params["weight"], params["bias"], mean, var, False, 0.0, bn.eps,
+                        out=x, save_mean=unused, save_invstd=unused)
+        return x
 
 
 class Chunk(nn.Module):

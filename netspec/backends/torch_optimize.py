@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..optimize import inference_graph
-from .pytorch import NetspecModule, build_tree, generated_forward
+from .pytorch import NetspecModule, build_tree, eval_forward, generated_forward, nograd_forward
 
 
 def _fold(conv: nn.Module, bn: nn.Module, folded: nn.Module) -> None:
@@ -47,6 +47,7 @@ class InferenceModule(nn.Module):
         object.__setattr__(self, "graph", H)
         object.__setattr__(self, "_infer", generated_forward(self, H, [H.graph["outputs"]["logits"]],
                                                              "OptimizedInference"))
+        object.__setattr__(self, "_infer_nograd", nograd_forward(self, H, "OptimizedInferenceNoGrad"))
         super().train(False)
 
     @property
@@ -62,7 +63,7 @@ class InferenceModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self._infer(x)
+        return eval_forward(self)(x)
 
 
 def optimize_module(model: NetspecModule, *, channels_last: bool = True, freeze: bool = False,
