@@ -37,6 +37,7 @@ import json
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -177,7 +178,8 @@ def summarise(samples: dict, base: str = "tv") -> dict:
     return out
 
 
-def bench_eval(variants: dict, res: int, batch: int, rounds: int) -> dict:
+def bench_eval(variants: dict, res: int, batch: int, rounds: int, seed: int = 0) -> dict:
+    """{variant: [seconds per round]} of eval forwards under inference_mode."""
     x = torch.randn(batch, 3, res, res, generator=torch.Generator().manual_seed(0))
 
     def call(model):
@@ -185,10 +187,10 @@ def bench_eval(variants: dict, res: int, batch: int, rounds: int) -> dict:
             with torch.inference_mode():
                 model(x)
         return f
-    return summarise(interleaved({k: call(v) for k, v in variants.items()}, rounds, warmup=2))
+    return interleaved({k: call(v) for k, v in variants.items()}, rounds, warmup=2, seed=seed)
 
 
-def bench_train(m: Model, batch: int, rounds: int) -> dict:
+def bench_train(m: Model, batch: int, rounds: int, seed: int = 0) -> dict:
     ns = netspec.build(ROOT / "specs" / f"{m.spec}.yaml", overrides=list(m.overrides)).train()
     tv = getattr(tv_models(), m.tv)(**m.tv_kwargs).train()
     same_weights(ns, tv)
@@ -201,7 +203,7 @@ def bench_train(m: Model, batch: int, rounds: int) -> dict:
             outs = out if isinstance(out, tuple) else (out,)  # torchvision's namedtuples are tuples
             sum(o.square().mean() for o in outs if o is not None).backward()
         return f
-    return summarise(interleaved({"netspec": step(ns), "tv": step(tv)}, rounds, warmup=1))
+    return interleaved({"netspec": step(ns), "tv": step(tv)}, rounds, warmup=1, seed=seed)
 
 
 def peak_forward_bytes(model, x) -> int:
@@ -233,6 +235,60 @@ def bench_memory(variants: dict, G, res: int, batch: int) -> dict:
             "measured_no_inplace_mb": (peak_forward_bytes(variants["netspec-noinpl"], x)
                                        + predicted.input_bytes) / 2**20,
             "measured_tv_mb": (peak_forward_bytes(variants["tv"], x) + predicted.input_bytes) / 2**20}
+
+
+def measure_model(m: Model, args, seed: int = 0) -> dict:
+    """One process's raw measurements of one model: per-round seconds of every variant (eval, per
+    batch; training step), and the memory figures."""
+    print(f"{m.label}: building", file=sys.stderr)
+    variants, G = build_variants(m)
+    raw: dict = {"eval": {}}
+    for batch in args.batches:
+        print(f"{m.label}: forward, batch {batch}", file=sys.stderr)
+        raw["eval"][str(batch)] = bench_eval(variants, m.res, batch, args.rounds, seed)
+    if not args.no_memory:
+        raw["memory"] = {str(b): bench_memory(variants, G, m.res, b) for b in args.batches}
+    del variants
+    if not args.no_train:
+        print(f"{m.label}: training step", file=sys.stderr)
+        raw["train"] = bench_train(m, args.train_batch, args.train_rounds, seed)
+    return raw
+
+
+def measure_in_processes(m: Model, args, argv: list[str]) -> list[dict]:
+    """`measure_model` in `args.processes` fresh processes, one after another. Each process lays out
+    its heap and weights differently, which moves a ratio by a few per cent from one process to the
+    next at batch 1; pooling the rounds of several processes measures the code, not that layout."""
+    if args.processes == 1:
+        return [measure_model(m, args)]
+    raws = []
+    for k in range(args.processes):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "raw.json"
+            cmd = [sys.executable, __file__, *argv, "--worker", m.spec, "--worker-seed", str(k),
+                   "--worker-out", str(out)]
+            print(f"{m.label}: process {k + 1} of {args.processes}", file=sys.stderr)
+            subprocess.run(cmd, check=True)
+            raws.append(json.loads(out.read_text()))
+    return raws
+
+
+def pool(raws: list[dict], m: Model, args) -> dict:
+    """The model's results: per-round samples of all processes pooled, then summarised."""
+    def merged(get) -> dict:
+        out: dict = {}
+        for raw in raws:
+            for k, v in get(raw).items():
+                out.setdefault(k, []).extend(v)
+        return out
+    r = {"spec": m.spec, "torchvision": m.tv, "resolution": m.res, "rounds": args.rounds,
+         "train_rounds": args.train_rounds, "processes": len(raws),
+         "eval": {b: summarise(merged(lambda raw: raw["eval"][b])) for b in raws[0]["eval"]}}
+    if "memory" in raws[0]:
+        r["memory"] = raws[0]["memory"]  # deterministic: one process's figures
+    if "train" in raws[0]:
+        r["train"] = summarise(merged(lambda raw: raw["train"]))
+    return r
 
 
 def guards(rounds: int) -> dict:
@@ -375,7 +431,8 @@ def write_docs(res: dict) -> None:
     head, rest = text.split(BEGIN)
     _, tail = rest.split(END)
     env = (f"Measured {res['date']} on {res['machine']}, torch {res['torch']}, {res['threads']} thread(s), "
-           f"{res['rounds']} rounds (training: {res['train_rounds']}). Command: `{res.get('command', '')}`.")
+           f"{res.get('processes', 1)} process(es) per model x {res['rounds']} rounds (training: "
+           f"{res['train_rounds']}). Command: `{res.get('command', '')}`.")
     DOC.write_text(head + BEGIN + "\n" + env + "\n\n" + tables(res) + "\n" + END + tail)
     print(f"wrote {RESULTS.relative_to(ROOT)}, {PLOT.relative_to(ROOT)}, {DOC.relative_to(ROOT)}")
 
@@ -399,7 +456,18 @@ def main(argv=None) -> int:
                    help="regenerate the plot and docs tables from bench/forward_results.json without measuring")
     p.add_argument("--write-docs", action="store_true",
                    help="write bench/forward_results.json, docs/performance.png and the tables in docs/performance.md")
+    p.add_argument("--processes", type=int, default=3,
+                   help="fresh processes per model, their rounds pooled (default 3; 1: measure in this process)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: measure this spec, write raw samples
+    p.add_argument("--worker-seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--worker-out", help=argparse.SUPPRESS)
+    raw_argv = list(argv if argv is not None else sys.argv[1:])
     args = p.parse_args(argv)
+    if args.worker:
+        torch.set_num_threads(args.threads)
+        (m,) = [m for m in MODELS + EXTRA if m.spec == args.worker]
+        Path(args.worker_out).write_text(json.dumps(measure_model(m, args, args.worker_seed)))
+        return 0
     if args.docs_only:
         write_docs(json.loads(RESULTS.read_text()))
         return 0
@@ -413,7 +481,7 @@ def main(argv=None) -> int:
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "torch": torch.__version__,
            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "threads": args.threads,
            "rounds": args.rounds, "train_rounds": args.train_rounds, "train_batch": args.train_batch,
-           "batches": args.batches, "models": {},
+           "batches": args.batches, "processes": args.processes, "models": {},
            "command": "python bench/forward.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     if args.resume and RESULTS.exists():
         old = json.loads(RESULTS.read_text())
@@ -422,6 +490,7 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             return 2
         res.update({k: old[k] for k in ("date", "threads", "rounds", "train_rounds", "train_batch", "batches")})
+        res["processes"] = old.get("processes", 1)
         res["models"] = old["models"]
         res["guards"] = old.get("guards")
         res["command"] = old.get("command", "") + "; then " + res["command"]
@@ -431,19 +500,8 @@ def main(argv=None) -> int:
     for m in models:
         if m.label in res["models"]:
             continue
-        print(f"{m.label}: building", file=sys.stderr)
-        variants, G = build_variants(m)
-        r = res["models"][m.label] = {"spec": m.spec, "torchvision": m.tv, "resolution": m.res, "eval": {},
-                                      "rounds": args.rounds, "train_rounds": args.train_rounds}
-        for batch in args.batches:
-            print(f"{m.label}: forward, batch {batch}", file=sys.stderr)
-            r["eval"][str(batch)] = bench_eval(variants, m.res, batch, args.rounds)
-        if not args.no_memory:
-            r["memory"] = {str(b): bench_memory(variants, G, m.res, b) for b in args.batches}
-        del variants
-        if not args.no_train:
-            print(f"{m.label}: training step", file=sys.stderr)
-            r["train"] = bench_train(m, args.train_batch, args.train_rounds)
+        worker_argv = [a for a in raw_argv if a not in ("--write-docs", "--resume", "--redo-guards")]
+        res["models"][m.label] = pool(measure_in_processes(m, args, worker_argv), m, args)
         if args.write_docs:  # after every model, so an interrupted run still leaves what it measured
             write_docs(res)
     if args.write_docs:
