@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import random
 import statistics
@@ -206,8 +207,9 @@ def bench_train(m: Model, batch: int, rounds: int, seed: int = 0) -> dict:
     return interleaved({"netspec": step(ns), "tv": step(tv)}, rounds, warmup=1, seed=seed)
 
 
-def peak_forward_bytes(model, x) -> int:
-    """Peak of CPU bytes allocated (and not yet freed) during one forward, from the profiler's memory events."""
+def forward_allocations(model, x) -> tuple[int, int]:
+    """(peak of CPU bytes allocated and not yet freed, all bytes allocated) during one forward, from the
+    profiler's memory events."""
     from torch.profiler import ProfilerActivity, profile
 
     with torch.inference_mode():
@@ -218,23 +220,29 @@ def peak_forward_bytes(model, x) -> int:
         path = Path(tmp) / "trace.json"
         prof.export_chrome_trace(str(path))
         events = json.loads(path.read_text())["traceEvents"]
-    live = peak = 0
+    live = peak = total = 0
     for e in sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"]):
         live += e["args"]["Bytes"]
+        total += max(e["args"]["Bytes"], 0)
         peak = max(peak, live)
-    return peak
+    return peak, total
 
 
 def bench_memory(variants: dict, G, res: int, batch: int) -> dict:
     x = torch.randn(batch, 3, res, res)
     predicted = activation_memory(G, batch)
     no_inplace = activation_memory(G, batch, inplace=False)
-    # the input exists before the forward; the prediction counts it
-    return {"predicted_mb": predicted.peak_bytes / 2**20, "predicted_no_inplace_mb": no_inplace.peak_bytes / 2**20,
-            "measured_mb": (peak_forward_bytes(variants["netspec"], x) + predicted.input_bytes) / 2**20,
-            "measured_no_inplace_mb": (peak_forward_bytes(variants["netspec-noinpl"], x)
-                                       + predicted.input_bytes) / 2**20,
-            "measured_tv_mb": (peak_forward_bytes(variants["tv"], x) + predicted.input_bytes) / 2**20}
+    mib = 2 ** 20
+    # the input exists before the forward; the predicted peak counts it (the totals do not)
+    (ns_peak, ns_total), (off_peak, off_total), (tv_peak, tv_total) = (
+        forward_allocations(variants[k], x) for k in ("netspec", "netspec-noinpl", "tv"))
+    return {"predicted_mb": predicted.peak_bytes / mib, "predicted_no_inplace_mb": no_inplace.peak_bytes / mib,
+            "measured_mb": (ns_peak + predicted.input_bytes) / mib,
+            "measured_no_inplace_mb": (off_peak + predicted.input_bytes) / mib,
+            "measured_tv_mb": (tv_peak + predicted.input_bytes) / mib,
+            "predicted_total_mb": (predicted.total_bytes - predicted.input_bytes) / mib,
+            "measured_total_mb": ns_total / mib, "measured_total_no_inplace_mb": off_total / mib,
+            "measured_total_tv_mb": tv_total / mib}
 
 
 def measure_model(m: Model, args, seed: int = 0) -> dict:
@@ -259,7 +267,7 @@ def measure_in_processes(m: Model, args, argv: list[str]) -> list[dict]:
     """`measure_model` in `args.processes` fresh processes, one after another. Each process lays out
     its heap and weights differently, which moves a ratio by a few per cent from one process to the
     next at batch 1; pooling the rounds of several processes measures the code, not that layout."""
-    if args.processes == 1:
+    if args.processes == 1 and not args.malloc_no_trim:
         return [measure_model(m, args)]
     raws = []
     for k in range(args.processes):
@@ -268,9 +276,14 @@ def measure_in_processes(m: Model, args, argv: list[str]) -> list[dict]:
             cmd = [sys.executable, __file__, *argv, "--worker", m.spec, "--worker-seed", str(k),
                    "--worker-out", str(out)]
             print(f"{m.label}: process {k + 1} of {args.processes}", file=sys.stderr)
-            subprocess.run(cmd, check=True)
+            env = dict(os.environ, **(NO_TRIM if args.malloc_no_trim else {}))
+            subprocess.run(cmd, check=True, env=env)
             raws.append(json.loads(out.read_text()))
     return raws
+
+
+#: glibc settings for `--malloc-no-trim`: never return freed memory to the system, never mmap
+NO_TRIM = {"MALLOC_TRIM_THRESHOLD_": str(1 << 40), "MALLOC_MMAP_THRESHOLD_": str(1 << 30)}
 
 
 def pool(raws: list[dict], m: Model, args) -> dict:
@@ -361,14 +374,18 @@ def tables(res: dict) -> str:
                 lines.append(f"| {name} | {r['train']['tv']['median_ms']:.1f} | {fmt_ratio(r['train']['netspec'])} |")
         lines.append("")
     if any("memory" in r for r in res["models"].values()):
-        lines += ["#### Activation memory of one forward (MiB, input included)", "",
-                  "| model | batch | predicted | measured | predicted, no in-place | measured, no in-place | "
-                  "measured, tv |", "|---|---|---|---|---|---|---|"]
+        lines += ["#### Activation memory of one forward (MiB; peaks include the input)", "",
+                  "| model | batch | peak predicted | peak measured | peak predicted, no in-place | peak measured, "
+                  "no in-place | peak measured, tv | allocated predicted | allocated measured | allocated, "
+                  "no in-place | allocated, tv |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, r in res["models"].items():
             for batch, mem in r.get("memory", {}).items():
+                total = (f" {mem['predicted_total_mb']:.1f} | {mem['measured_total_mb']:.1f} | "
+                         f"{mem['measured_total_no_inplace_mb']:.1f} | {mem['measured_total_tv_mb']:.1f} |"
+                         if "measured_total_mb" in mem else " | | | |")
                 lines.append(f"| {name} | {batch} | {mem['predicted_mb']:.1f} | {mem['measured_mb']:.1f} | "
                              f"{mem['predicted_no_inplace_mb']:.1f} | {mem['measured_no_inplace_mb']:.1f} | "
-                             f"{mem['measured_tv_mb']:.1f} |")
+                             f"{mem['measured_tv_mb']:.1f} |" + total)
         lines.append("")
     if res.get("guards"):
         g = res["guards"]
@@ -456,6 +473,9 @@ def main(argv=None) -> int:
                    help="regenerate the plot and docs tables from bench/forward_results.json without measuring")
     p.add_argument("--write-docs", action="store_true",
                    help="write bench/forward_results.json, docs/performance.png and the tables in docs/performance.md")
+    p.add_argument("--malloc-no-trim", action="store_true",
+                   help="run the model processes with glibc's trimming and mmap thresholds raised (a diagnostic: "
+                        "large allocations then reuse memory instead of faulting fresh pages in)")
     p.add_argument("--processes", type=int, default=3,
                    help="fresh processes per model, their rounds pooled (default 3; 1: measure in this process)")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: measure this spec, write raw samples
@@ -481,7 +501,8 @@ def main(argv=None) -> int:
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "torch": torch.__version__,
            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "threads": args.threads,
            "rounds": args.rounds, "train_rounds": args.train_rounds, "train_batch": args.train_batch,
-           "batches": args.batches, "processes": args.processes, "models": {},
+           "batches": args.batches, "processes": args.processes, "malloc_no_trim": args.malloc_no_trim,
+           "models": {},
            "command": "python bench/forward.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     if args.resume and RESULTS.exists():
         old = json.loads(RESULTS.read_text())

@@ -105,8 +105,10 @@ def nograd_forward(root: nn.Module, G: nx.DiGraph, class_name: str) -> fx.GraphM
 
 def _exporting() -> bool:
     """Is a tracer, scripter, compiler or exporter running? They get the ordinary forward."""
-    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
-    return (torch.jit.is_tracing() or torch.jit.is_scripting() or compiling()
+    compiler = getattr(torch, "compiler", None)
+    compiling = getattr(compiler, "is_compiling", lambda: False)
+    exporting = getattr(compiler, "is_exporting", lambda: False)
+    return (torch.jit.is_tracing() or torch.jit.is_scripting() or compiling() or exporting()
             or torch.onnx.is_in_onnx_export())
 
 
@@ -120,7 +122,7 @@ def eval_forward(module: nn.Module):
 class NetspecModule(nn.Module):
     """A compiled network. Its children are the spec's scopes (`stem`, `stages`, `head`, `aux`)."""
 
-    def __init__(self, G: nx.DiGraph, tree: nn.Module):
+    def __init__(self, G: nx.DiGraph, tree: nn.Module, *, inplace: bool = True):
         super().__init__()
         for name, child in tree.named_children():
             self.add_module(name, child)
@@ -134,7 +136,7 @@ class NetspecModule(nn.Module):
         train_outputs = list(G.graph["outputs"].values())
         object.__setattr__(self, "_train", generated_forward(self, G, train_outputs, "Training")
                            if len(train_outputs) > 1 else self._infer)
-        object.__setattr__(self, "_infer_nograd", nograd_forward(self, G, "InferenceNoGrad"))
+        object.__setattr__(self, "_infer_nograd", nograd_forward(self, G, "InferenceNoGrad") if inplace else self._infer)
 
     @property
     def code(self) -> str:
@@ -149,8 +151,9 @@ class NetspecModule(nn.Module):
 
 def compile_graph(G: nx.DiGraph, *, seed: int | None = 0, inplace: bool = True) -> NetspecModule:
     """Build the module. With a seed, weights are bit-identical across runs (global RNG is left untouched).
-    `inplace=False` builds every node out of place (to check that the in-place pass changes nothing)."""
-    return NetspecModule(G, build_tree(G, seed=seed, inplace=inplace))
+    `inplace=False` builds every node out of place, with gradients off too (to check that the in-place
+    passes change nothing, and to measure what they buy)."""
+    return NetspecModule(G, build_tree(G, seed=seed, inplace=inplace), inplace=inplace)
 
 
 def build_tree(G: nx.DiGraph, *, seed: int | None = 0, inplace: bool = True) -> nn.Module:
