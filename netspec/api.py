@@ -15,7 +15,7 @@ from pathlib import Path
 import networkx as nx
 
 from .errors import SourceLoc, SpecError
-from .limits import check_model_size
+from .analysis.budget import check_model_size
 from .lower import lower
 from .scale import apply_scaling
 from .spec import Spec, load_spec

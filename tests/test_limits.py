@@ -12,6 +12,7 @@ import pytest
 import netspec
 from conftest import SPECS
 from netspec import limits
+from netspec.analysis import budget
 from netspec.cli import main
 from netspec.errors import SpecError
 
@@ -126,7 +127,7 @@ def test_default_budget_is_a_share_of_available_memory(monkeypatch):
     G = netspec.lower(netspec.load(SPECS / "vgg.yaml", variant="vgg16"))  # 138 M parameters = 553 MB
     monkeypatch.setattr(limits, "available_memory", lambda: 1 << 30)
     with pytest.raises(SpecError, match=r"of the 1\.0 GiB available"):
-        limits.check_model_size(G)
+        budget.check_model_size(G)
 
 
 def test_bench_refuses_a_forward_that_cannot_fit(capsys):

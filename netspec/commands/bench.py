@@ -85,7 +85,7 @@ def bench_graph(G, *, batch: int = 1, threads: Optional[int] = None, warmup: int
     import torch
 
     from ..api import compile
-    from ..limits import check_run_memory
+    from ..analysis.budget import check_run_memory
 
     check_run_memory(G, batch)
     model = compile(G, seed=seed).eval()

@@ -23,7 +23,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..errors import SourceLoc, SpecError
-from ..limits import check_run_memory
+from ..analysis.budget import check_run_memory
 from ..recipe import Recipe, stage_settings
 from . import data as D
 from . import rundir
