@@ -103,4 +103,36 @@ def compile_with_weights(graph: nx.DiGraph, spec: Spec, weights: str | Path, *, 
     return model
 
 
-__all__ = ["load", "lower", "compile", "build"]
+def report(source: str | Path, out: str | Path | None = None, *, overrides: list[str] | None = None,
+           variant: str | None = None, phi: float | None = None, res: int | None = None,
+           run: str | Path | None = None, level: str = "stage", batch: int = 1, profile: str = "reference",
+           force: bool = False) -> str:
+    """The interactive HTML report of a spec (`netspec report`; docs/report.md): returns the page and,
+    with `out`, writes it there (an existing file only with `force=True`). No torch.
+
+    `run` is a `netspec train` run directory whose metrics.jsonl the page plots. The spec options are
+    those of `load`; a spec with `variants:` also gets its family table (unless `phi` is given)."""
+    from . import htmlreport
+
+    path = None
+    if out is not None:
+        path = Path(out)
+        if path.exists() and not force:
+            raise SpecError(f"{path} exists; not overwriting it", SourceLoc(str(path)),
+                            "choose another file name or pass force=True")
+    run_info = htmlreport.run_data(run) if run is not None else None
+    base = load(source, overrides=overrides)
+    graph = lower(apply_scaling(load(source, overrides=overrides, variant=variant, phi=phi, res=res)))
+    family = htmlreport.family_data(base, resolution=res, current=variant or "(base)") if phi is None else None
+    bits = [f"variant {variant}"] if variant else []
+    bits += [f"phi {phi:g}"] if phi is not None else []
+    bits += [f"res {res}"] if res else []
+    page = htmlreport.report_html(graph, family=family, run=run_info, initial=level,
+                                  subtitle=" · ".join(["netspec report", *bits, *(overrides or [])]),
+                                  batch=batch, profile=profile)
+    if path is not None:
+        path.write_text(page, encoding="utf-8")
+    return page
+
+
+__all__ = ["load", "lower", "compile", "build", "report"]

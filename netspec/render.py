@@ -291,16 +291,18 @@ class Ctx:
         return [" · ".join(out)] if out else []
 
 
-def group_of(G: nx.DiGraph, n: str, level: str, expand: tuple) -> str:
+def group_of(G: nx.DiGraph, n: str, level: str, expand: tuple, opened: tuple = ()) -> str:
     """The drawn node an IR node belongs to: its coarsest enclosing scope allowed by `level` that
     does not hold an expanded scope. So a stage holding an expanded block is drawn block by block
-    around it (groups stay contiguous, no cycles), and the expanded scope itself op by op."""
+    around it (groups stay contiguous, no cycles), and the expanded scope itself op by op.
+    An `opened` scope is drawn one level finer than `level` (a stage as its blocks, a block as its
+    inner blocks or ops): the interactive report's click-to-expand (netspec/report)."""
     if n == "input" or level == "op" or any(n == s or n.startswith(s + ".") for s in expand):
         return n
     part = part_of(G, n)
     chain = [network_group(G, part), part, *G.nodes[n]["blocks"]]
     for scope in chain[LEVELS.index(level):]:
-        if not any(_holds(G, scope, s) for s in expand):
+        if scope not in opened and not any(_holds(G, scope, s) for s in expand):
             return scope
     return n
 
@@ -449,14 +451,16 @@ def body_node(ctx: Ctx, members: list[str]) -> VNode:
 
 
 def collapse(G: nx.DiGraph, level: str = "block", expand: tuple = (), annotate: tuple = ("shapes",),
-             rf: Optional[dict] = None) -> View:
-    """The IR grouped for drawing at `level`, with `expand` scopes drawn op by op."""
+             rf: Optional[dict] = None, opened: tuple = ()) -> View:
+    """The IR grouped for drawing at `level`, with `expand` scopes drawn op by op and `opened`
+    scopes one level finer (see `group_of`)."""
     check_level(level)
     expand = tuple(check_scope(G, s) for s in expand)
+    opened = tuple(check_scope(G, s) for s in opened)
     ctx = Ctx(G, tuple(annotate), rf)
     groups: dict[str, list[str]] = {}
     for n in G.nodes:
-        groups.setdefault(group_of(G, n, level, expand), []).append(n)
+        groups.setdefault(group_of(G, n, level, expand, opened), []).append(n)
     nodes = []
     for g, members in groups.items():
         if g in G:
@@ -678,13 +682,14 @@ def to_dot(G: nx.DiGraph, view: View, *, direction: str = "TB", annotate: tuple 
 
 
 def render(G: nx.DiGraph, *, level: str = "block", expand: tuple = (), annotate: tuple = ("shapes",),
-           direction: str = "TB", legend: bool = True) -> str:
+           direction: str = "TB", legend: bool = True, opened: tuple = ()) -> str:
     """The DOT source of a diagram of `G` (pure; no files, no `dot`). The network level is an
-    overview, so its nodes always carry their params and MACs."""
+    overview, so its nodes always carry their params and MACs. `opened` scopes are drawn one
+    level finer than `level` (see `group_of`)."""
     if level == "network":
         annotate = tuple(dict.fromkeys((*annotate, "params", "macs")))
     rf = receptive_fields(G) if "rf" in annotate else None
-    view = collapse(G, level, expand, annotate, rf)
+    view = collapse(G, level, expand, annotate, rf, opened)
     return to_dot(G, view, direction=direction, annotate=annotate, legend=legend)
 
 

@@ -12,6 +12,15 @@ if ! command -v dot >/dev/null 2>&1; then
   $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq graphviz >/dev/null
 fi
 
+# Chromium and its WebDriver: the browser tests of `netspec report` (tests/test_report_browser.py)
+# drive this system browser through Selenium; nothing downloads a browser at test time.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "setup: installing chromium and chromium-driver (browser tests)" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+    || echo "setup: could not install chromium; the browser tests will be skipped" >&2
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   python3 -m venv .venv
@@ -22,7 +31,7 @@ if ! python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '
   echo "setup: installing torch 2.13.0 (CPU)" >&2
   python -m pip install -q torch==2.13.0
 fi
-if ! python -c "import netspec, pytest, xdist, onnx, onnxruntime, safetensors, jsonschema, sklearn, matplotlib, tqdm
+if ! python -c "import netspec, pytest, xdist, onnx, onnxruntime, safetensors, jsonschema, sklearn, matplotlib, tqdm, selenium
 from netspec._torchvision import import_torchvision; import_torchvision()" 2>/dev/null; then
   echo "setup: installing netspec" >&2
   python -m pip install -q -e '.[test]'

@@ -51,7 +51,8 @@ def storage_roots(G: nx.DiGraph, schedule: list[str], inplace: bool = True) -> d
     return root
 
 
-def activation_memory(G: nx.DiGraph, batch: int = 1, dtype_bytes: int = 4, inplace: bool = True) -> ActivationMemory:
+def _sweep(G: nx.DiGraph, batch: int, dtype_bytes: int, inplace: bool):
+    """The schedule, each storage's size and last use, and the live bytes at each step."""
     schedule = inference_schedule(G)
     step = {n: i for i, n in enumerate(schedule)}
     root = storage_roots(G, schedule, inplace)
@@ -66,11 +67,26 @@ def activation_memory(G: nx.DiGraph, batch: int = 1, dtype_bytes: int = 4, inpla
     for r, end in last_use.items():
         delta[step[r]] += size[r]
         delta[end + 1] -= size[r]
-    live, peak, peak_step = 0, -1, 0
+    live, running = [], 0
     for i in range(len(schedule)):
-        live += delta[i]
-        if live > peak:
-            peak, peak_step = live, i
+        running += delta[i]
+        live.append(running)
+    return schedule, step, last_use, size, live
+
+
+def live_bytes(G: nx.DiGraph, batch: int = 1, dtype_bytes: int = 4, inplace: bool = True) -> dict[str, int]:
+    """Activation bytes live while each node of the inference schedule runs (its inputs, its output
+    and everything kept for later); the peak of `activation_memory` is the largest of them."""
+    schedule, _, _, _, live = _sweep(G, batch, dtype_bytes, inplace)
+    return dict(zip(schedule, live))
+
+
+def activation_memory(G: nx.DiGraph, batch: int = 1, dtype_bytes: int = 4, inplace: bool = True) -> ActivationMemory:
+    schedule, step, last_use, size, live = _sweep(G, batch, dtype_bytes, inplace)
+    peak, peak_step = -1, 0
+    for i, v in enumerate(live):
+        if v > peak:
+            peak, peak_step = v, i
     live_at_peak = [r for r, end in last_use.items() if step[r] <= peak_step <= end]
     return ActivationMemory(peak, schedule[peak_step], sorted(live_at_peak, key=step.get),
                             size["input"], sum(size.values()))

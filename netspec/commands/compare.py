@@ -40,7 +40,8 @@ examples:
   netspec compare specs/shufflenet_v1.yaml specs/shufflenet_v1.yaml --set vars.g=8 --set vars.c2=384 \\
       --set vars.c3=768 --set vars.c4=1536
   netspec compare specs/experiments/conv5x5.yaml specs/experiments/conv3x3x2.yaml --json
-  netspec compare specs/mobilenet_v1.yaml specs/mobilenet_v2.yaml --render cmp.svg"""
+  netspec compare specs/mobilenet_v1.yaml specs/mobilenet_v2.yaml --render cmp.svg
+  netspec compare specs/mobilenet_v1.yaml specs/mobilenet_v2.yaml --html cmp.html"""
 
 
 def _compare_options(p: argparse.ArgumentParser, default=None) -> None:
@@ -57,7 +58,9 @@ def _compare_options(p: argparse.ArgumentParser, default=None) -> None:
     p.add_argument("--json", action="store_true", default=d(False), help="print the comparison as JSON")
     p.add_argument("--render", metavar="FILE", default=d(None),
                    help="also draw the networks side by side at stage level (.svg/.png/.pdf/.dot)")
-    p.add_argument("--force", action="store_true", default=d(False), help="allow --render to replace a file")
+    p.add_argument("--html", metavar="FILE", default=d(None),
+                   help="also write the comparison as one self-contained interactive HTML page (docs/report.md)")
+    p.add_argument("--force", action="store_true", default=d(False), help="allow --render / --html to replace a file")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -105,7 +108,7 @@ def parse_sides(args: argparse.Namespace) -> list[argparse.Namespace]:
     for group in split_items(args.items, p):
         ns = p.parse_args(group)  # argparse itself takes the options before the first spec
         sides.append(ns)
-        for k in ("variants", "align", "batch", "profile", "json", "render", "force"):
+        for k in ("variants", "align", "batch", "profile", "json", "render", "html", "force"):
             if hasattr(ns, k):
                 setattr(args, k, getattr(ns, k))
                 delattr(ns, k)
@@ -250,6 +253,12 @@ def run(args) -> int:
         if out.suffix.lower() not in R.FORMATS:
             raise SpecError(f"--render: unknown file type '{out.suffix or out.name}'", SourceLoc(str(out)),
                             "use .svg, .png, .pdf or .dot")
+    html_out = None
+    if args.html:
+        html_out = output_file(args.html, args.force)
+        if html_out.suffix.lower() not in (".html", ".htm"):
+            raise SpecError(f"--html: a page is an HTML file, got '{html_out.suffix or html_out.name}'",
+                            SourceLoc(str(html_out)), "name it .html")
     c = compare(reports, labels, align=args.align)
     if args.json:
         d = c.to_dict()
@@ -261,4 +270,8 @@ def run(args) -> int:
         rows = [[s.scopes if s else [] for s in r.sides] for r in c.rows]
         R.write(R.render_side_by_side([l.graph for l in loaded], labels, rows), out, force=True)
         print(f"wrote {out}", file=sys.stderr)
+    if html_out is not None:
+        from ..htmlreport import compare_html
+        html_out.write_text(compare_html(c, [l.graph for l in loaded]), encoding="utf-8")
+        print(f"wrote {html_out}", file=sys.stderr)
     return 0
