@@ -26,6 +26,8 @@ from .. import render as R
 ANNOTATE = ("shapes",)
 # Graphviz writes this before each graph; several graphs in one input give several documents.
 _SVG_START = re.compile(rb"<\?xml[^>]*\?>\s*(?:<!DOCTYPE[^>]*>\s*)?")
+# Graphviz's comments repeat every node and edge name (and the graph's): a third of the bytes, no use.
+_COMMENT = re.compile(rb"<!--.*?-->\s*", re.S)
 
 
 @dataclass
@@ -76,7 +78,7 @@ def to_svgs(sources: list[str]) -> list[bytes]:
     if len(starts) != len(sources):
         raise RuntimeError(f"dot returned {len(starts)} SVG documents for {len(sources)} graphs")
     docs = [out[a:b] for a, b in zip(starts, [*starts[1:], len(out)])]
-    return [_SVG_START.sub(b"", d, count=1).strip() for d in docs]
+    return [_COMMENT.sub(b"", _SVG_START.sub(b"", d, count=1)).strip() for d in docs]
 
 
 def packed(svg: bytes) -> str:
