@@ -41,6 +41,9 @@ def test_cli_validate_and_schema_without_torch(tmp_path):
         assert main(['schema', '--out', {str(tmp_path / 's.json')!r}]) == 0
         assert main(['compare', {str(SPECS / 'mobilenet_v1.yaml')!r}, {str(SPECS / 'mobilenet_v2.yaml')!r},
                      '--render', {str(tmp_path / 'c.dot')!r}]) == 0
+        assert main(['report', {str(SPECS / 'lenet5.yaml')!r}, '-o', {str(tmp_path / 'r.html')!r}]) == 0
+        import netspec
+        assert 'lenet5' in netspec.report({str(SPECS / 'lenet5.yaml')!r})
         assert 'torch' not in sys.modules
     """, tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -68,6 +68,7 @@
     ];
     if (sum.params_with_aux !== sum.params) chips.splice(1, 0, ["with aux", human(sum.params_with_aux)]);
     for (const [k, v] of chips) root.append(el("span", { class: "chip" }, k + " ", el("b", { text: v })));
+    if (sum.reference) root.append(el("span", { class: "chip", "data-field": "reference" }, "reference ", el("b", { text: sum.reference })));
   }
 
   // ------------------------------------------------------------------ the diagram
@@ -119,6 +120,7 @@
       canvas.dataset.ready = viewId;
       if (focus) highlight(focus);
       else if (selected) mark(selected);
+      if (selected && !details.dataset.hover) showDetails(selected, false);  // its "open" button may be gone
     }
 
     function titleOf(g) {
@@ -265,7 +267,7 @@
       kind.style.background = colour;
       const dl = el("dl");
       row(dl, "name", "id", it.id);
-      if (it.label && it.label !== it.id) row(dl, "what", "label", it.label);
+      if (it.label && it.label !== it.id && !/^\d+$/.test(it.label)) row(dl, "what", "label", it.label);
       if (it.where) row(dl, "spec", "where", it.where);
       row(dl, "input", "inputs", it.inputs.length ? it.inputs.map(shape).join(", ") : "—");
       row(dl, "output", "output", shape(it.output));
@@ -281,7 +283,7 @@
       if (it.aux) row(dl, "aux", "aux", "auxiliary head (not in the network totals)");
       const parts = [el("h3", { text: it.id }), kind, dl];
       const t = expandTarget(id);
-      if (t) parts.push(el("div", { class: "action" }, el("button", { class: "on", text: "open " + (it.label || id), onclick: () => show(t, id) })));
+      if (t) parts.push(el("div", { class: "action" }, el("button", { class: "on", text: "open " + (it.level === "block" ? id : it.label || id), onclick: () => show(t, id) })));
       details.replaceChildren(...parts);
     }
     function select(id) { selected = id; mark(id); showDetails(id, false); }
