@@ -386,7 +386,7 @@
   }
 
   function scatter(title, points, xKey, yKey, xLabel, yLabel) {
-    const W = 460, H = 280, L = 58, B = 40, T = 12, R = 16;
+    const W = 560, H = 320, L = 58, B = 40, T = 12, R = 90;  // room on the right for the labels
     const xs = points.map((p) => p[xKey]), ys = points.map((p) => p[yKey]);
     const lx = (v) => Math.log10(v);
     const x0 = lx(Math.min(...xs)) - 0.05, x1 = lx(Math.max(...xs)) + 0.05;
@@ -402,13 +402,11 @@
     }
     s.append(svg("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle", text: xLabel + " (log)" }),
              svg("text", { x: 12, y: (T + H - B) / 2, "text-anchor": "middle", transform: `rotate(-90 12 ${(T + H - B) / 2})`, text: yLabel + " (log)" }));
-    const sorted = [...points].sort((a, b) => a[xKey] - b[xKey]);
-    s.append(svg("polyline", { points: sorted.map((p) => `${px(p[xKey])},${py(p[yKey])}`).join(" "), fill: "none", stroke: "#9cb9d9" }));
     for (const p of points) {
       s.append(svg("circle", { class: "point", cx: px(p[xKey]), cy: py(p[yKey]), r: p.current ? 6 : 4.5,
                                fill: p.current ? "#e6550d" : "#2c6fb7", "data-id": p.name },
                    svg("title", { text: `${p.name}: ${full(p[xKey])} ${xLabel}, ${full(p[yKey])} ${yLabel}` })),
-               svg("text", { x: px(p[xKey]) + 7, y: py(p[yKey]) - 5, text: p.name }));
+               svg("text", { x: px(p[xKey]) + 7, y: py(p[yKey]) + 3, text: p.name, class: p.current ? "value" : "" }));
     }
     return el("div", { class: "chart" }, el("h3", { text: title }), s);
   }
@@ -428,7 +426,9 @@
       s.append(svg("line", { class: "grid", x1: L, x2: W - R, y1: py(v), y2: py(v) }),
                svg("text", { x: L - 4, y: py(v) + 3, "text-anchor": "end", text: unit === "%" ? (100 * v).toFixed(0) + "%" : v.toPrecision(3) }));
     }
-    s.append(svg("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle", text: "epoch" }));
+    s.append(svg("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", text: "epoch" }));
+    const step = Math.max(1, Math.ceil((e1 - e0) / 8));
+    for (let e = Math.ceil(e0); e <= e1; e += step) s.append(svg("text", { x: px(e), y: H - B + 13, "text-anchor": "middle", text: String(e) }));
     series.forEach(([k, label, colour], i) => {
       const pts = rows.filter((r) => r[k] != null).map((r) => `${px(r.epoch)},${py(r[k])}`);
       s.append(svg("polyline", { class: "curve", "data-key": k, points: pts.join(" "), fill: "none", stroke: colour, "stroke-width": 2 }),
@@ -468,7 +468,12 @@
       const rows = f.rows.map((r) => ({ current: r.name === f.current,
         cells: [r.name, r.width, r.depth, String(r.resolution), full(r.params), full(r.macs), r.ratio.toFixed(2) + "×"] }));
       $("#family-table").append(table(["variant", "width", "depth", "res", "params", "MACs", "MACs / base"], rows, { left: [0] }));
-      const pts = f.rows.map((r) => ({ ...r, current: r.name === f.current }));
+      const pts = [];  // one point per distinct (params, MACs): "(base)" is usually a variant too
+      for (const r of f.rows) {
+        const same = pts.find((p) => p.params === r.params && p.macs === r.macs && p.latency_ms === r.latency_ms);
+        if (same) { same.name += " = " + r.name; same.current = same.current || r.name === f.current; }
+        else pts.push({ ...r, current: r.name === f.current });
+      }
       const plots = $("#family-plot");
       plots.append(scatter("MACs against params", pts, "params", "macs", "params", "MACs"));
       const timed = pts.filter((p) => p.latency_ms != null);  // filled only where a latency predictor exists
