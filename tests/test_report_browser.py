@@ -188,3 +188,36 @@ def test_phone_width_has_no_sideways_scroll(driver, pages):
     finally:
         driver.set_window_size(WIDTH, HEIGHT)
     assert errors(driver) == []
+
+
+def test_family_and_run_sections_draw(driver, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps(
+        {"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.2 / e, "val_acc1": 0.2 * e, "val_acc5": 0.3 + 0.1 * e})
+        + "\n" for e in range(1, 5)))
+    page = tmp_path / "r.html"
+    netspec.report(SPECS / "mobilenet_v1.yaml", page, variant="0.5_160", run=run)
+    open_page(driver, page.as_uri())
+    points = driver.execute_script("return [...document.querySelectorAll('#family-plot circle.point')].map(c => c.dataset.id)")
+    rows = driver.execute_script("return document.querySelectorAll('#family-table tbody tr').length")
+    assert rows == 17 and len(points) == 16  # the base network is also the 1.0_224 variant: one point
+    assert "0.5_160" in points and "(base) = 1.0_224" in points
+    curves = driver.execute_script("return [...document.querySelectorAll('#run-curves polyline.curve')]"
+                                   ".map(p => [p.dataset.key, p.getAttribute('points').trim().split(/\\s+/).length])")
+    assert sorted(curves) == [["train_loss", 4], ["val_acc1", 4], ["val_acc5", 4], ["val_loss", 4]]
+    assert "80.0%" in driver.find_element("css selector", "#run-final").text  # final top-1
+    assert errors(driver) == []
+
+
+def test_compare_page_draws(driver, tmp_path):
+    page = tmp_path / "c.html"
+    assert main(["compare", str(SPECS / "mobilenet_v1.yaml"), str(SPECS / "mobilenet_v2.yaml"), "--html", str(page)]) == 0
+    open_page(driver, page.as_uri(), view="compare")
+    assert driver.execute_script("return document.querySelectorAll('.canvas svg g.node').length") > 10
+    bars = driver.execute_script("return Object.fromEntries([...document.querySelectorAll('#charts .chart')]"
+                                 ".map(c => [c.dataset.metric, c.querySelectorAll('rect.bar').length]))")
+    rows = driver.execute_script("return document.querySelectorAll('#stage-table tbody tr').length")
+    assert rows >= 8 and bars == {m: 2 * rows for m in ("params", "macs", "mem_access")}
+    assert len(driver.find_elements("css selector", "#audit .card")) == 4
+    assert errors(driver) == []
