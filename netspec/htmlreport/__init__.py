@@ -42,7 +42,8 @@ def report_html(G: nx.DiGraph, *, family: Optional[dict] = None, run: Optional[d
                 text={"title": f"{name} · netspec report", "name": name, "subtitle": subtitle,
                       "version": __version__, "batch": batch, "dtype_bytes": net["summary"]["dtype_bytes"]},
                 html={"extra_sections": "\n".join(extra), "toc_extra": "".join(toc)},
-                data={"kind": "report", "initial_view": initial, "network": net, "family": family, "run": run})
+                data={"kind": "report", "initial_view": initial, "network": net, "family": family, "run": run},
+                js="report.js")
 
 
 def compare_html(c: Comparison, graphs: list[nx.DiGraph]) -> str:
@@ -54,7 +55,7 @@ def compare_html(c: Comparison, graphs: list[nx.DiGraph]) -> str:
     return fill(asset("compare.html"),
                 text={"title": f"{title} · netspec compare", "name": title,
                       "subtitle": f"batch {c.batch}, {c.profile} MACs", "version": __version__, "align": how},
-                html={}, data={"kind": "compare", "compare": c.to_dict(), "diagram": packed(svg)})
+                html={}, data={"kind": "compare", "compare": c.to_dict(), "diagram": packed(svg)}, js="compare.js")
 
 
 __all__ = ["report_html", "compare_html", "family_data", "run_data"]

@@ -14,14 +14,19 @@ def asset(name: str) -> str:
     return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
 
 
-def fill(template: str, *, text: dict[str, object], html: dict[str, str], data: dict) -> str:
+def script(page: str) -> str:
+    """common.js and the page's own script (report.js or compare.js) in one strict function scope."""
+    return f'"use strict";\n(function () {{\n{asset("common.js")}\n{asset(page)}}})();\n'
+
+
+def fill(template: str, *, text: dict[str, object], html: dict[str, str], data: dict, js: str) -> str:
     """Every `{{slot}}` of the template: `text` values are escaped here, `html` values are markup this
-    package wrote (the CSS, the script, fixed fragments), `data` goes in as script-safe JSON."""
+    package wrote (fixed fragments), `data` goes in as script-safe JSON, `js` names the page's script."""
     values = {k: html_text(v) for k, v in text.items()}
     values.update(html)
     values["data"] = script_json(data)
     values["css"] = asset("report.css")
-    values["js"] = asset("report.js")
+    values["js"] = script(js)
     for k in ("css", "js"):  # fixed files, but nothing may end their element early
         if re.search(r"</(style|script)", values[k], re.I):
             raise RuntimeError(f"assets: the {k} must not contain a closing tag")
