@@ -1,11 +1,11 @@
 """The Python API: the pipeline as plain functions, each of the previous stage's output.
 
-    spec  = load("specs/mobilenet_v2.yaml")          # YAML -> validated Spec
+    spec  = load("mobilenet_v2")                     # a zoo name (list_models()) or a YAML file -> validated Spec
     spec  = load("specs/vgg.yaml", variant="A-LRN")  # ... a named variant (also phi=, res=, as the CLI)
     graph = lower(spec)                              # Spec -> graph IR with shapes
     model = compile(graph)                           # graph IR -> torch.nn.Module (imports torch)
 
-    model = build("specs/efficientnet.yaml", variant="b3", weights="efficientnet_b3.pth")
+    model = build("efficientnet_b3", weights="efficientnet_b3.pth")   # = build("efficientnet", variant="b3", ...)
 """
 from __future__ import annotations
 
@@ -19,16 +19,21 @@ from .analysis.budget import check_model_size
 from .lower import lower
 from .scale import apply_scaling
 from .spec import Spec, load_spec
+from .zoo import list_models, resolve as resolve_name
 
 
 def load(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
-         phi: float | None = None, res: int | None = None) -> Spec:
+         phi: float | None = None, res: int | None = None, num_classes: int | None = None) -> Spec:
     """Read and validate a spec; with `variant`, `phi` or `res`, also scale it (the CLI's options).
+
+    source     a spec file, or a zoo name (`mobilenet_v2`, `efficientnet_b3`, `resnet50`: see
+               `list_models()`); a file that exists wins over a name
 
     overrides  `path=value` patches applied before validation (`--set`), e.g. ["num_classes=10"]
     variant    a row of the spec's `variants:` table (`--variant b3`)
     phi        the compound-scaling coefficient (`--phi 2`), from 0 to 16
     res        the input resolution (`--res 260`), wins over the spec and the variant
+    num_classes  the classifier's outputs (`--set num_classes=10`)
     With any of them the scaled spec is returned (its `variants:` table is then gone, as in
     `netspec expand`); without them, the spec as validated. `build` (like the CLI) always scales.
     """
@@ -36,6 +41,11 @@ def load(source: str | Path, *, overrides: list[str] | None = None, variant: str
         raise SpecError(f"phi must be a number from 0 to 16 (B7 is about 7), got {phi!r}", SourceLoc("phi="))
     if res is not None and (not isinstance(res, int) or isinstance(res, bool) or res < 1):
         raise SpecError(f"res must be a positive integer, got {res!r}", SourceLoc("res="))
+    if num_classes is not None:
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise SpecError(f"num_classes must be a positive integer, got {num_classes!r}", SourceLoc("num_classes="))
+        overrides = [*(overrides or []), f"num_classes={num_classes}"]
+    source, variant = resolve_name(source, variant)
     spec = load_spec(source, overrides=overrides)
     if variant is None and phi is None and res is None:
         return spec
@@ -70,7 +80,7 @@ def compile(graph: nx.DiGraph, *, seed: int | None = 0, max_params: int | None =
 
 
 def build(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
-          phi: float | None = None, res: int | None = None, aux: bool = True, seed: int | None = 0,
+          phi: float | None = None, res: int | None = None, num_classes: int | None = None, aux: bool = True, seed: int | None = 0,
           max_params: int | None = None, weights: str | Path | None = None, optimize: bool = False,
           channels_last: bool | None = None, freeze: bool = False, torch_compile: bool = False):
     """load → scale → lower → compile in one call: `build("specs/efficientnet.yaml", variant="b3")`.
@@ -78,7 +88,7 @@ def build(source: str | Path, *, overrides: list[str] | None = None, variant: st
     `weights` loads a checkpoint (netspec's own keys, or the spec's reference's: see docs/interop.md);
     `optimize` and its options are as in `compile`.
     """
-    spec = apply_scaling(load(source, overrides=overrides, variant=variant, phi=phi, res=res))
+    spec = apply_scaling(load(source, overrides=overrides, variant=variant, phi=phi, res=res, num_classes=num_classes))
     graph = lower(spec, aux=aux and not optimize)
     if weights is None:
         return compile(graph, seed=seed, max_params=max_params, optimize=optimize, channels_last=channels_last,
@@ -103,4 +113,4 @@ def compile_with_weights(graph: nx.DiGraph, spec: Spec, weights: str | Path, *, 
     return model
 
 
-__all__ = ["load", "lower", "compile", "build"]
+__all__ = ["load", "lower", "compile", "build", "list_models"]

@@ -66,13 +66,14 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from .extras import require
+            load_file = require("safetensors.torch", "a .safetensors checkpoint").load_file
             state = load_file(str(path))
         elif suffix in (".pt", ".pth", ".bin", ".ckpt"):
             state = torch.load(path, map_location="cpu", weights_only=True)
         else:
             raise SpecError(f"unknown checkpoint type '{suffix}'", where, "use .pt/.pth (torch.save) or .safetensors")
-    except SpecError:
+    except (SpecError, ImportError):  # ImportError: extras.MissingExtra, the interop extra
         raise
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file is the user's input, not a bug
         raise SpecError(f"cannot read checkpoint: {type(exc).__name__}: {str(exc)[:300]}", where,
@@ -94,7 +95,8 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 def write_checkpoint(state: dict[str, torch.Tensor], path: str | Path) -> None:
     path = Path(path)
     if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import save_file
+        from .extras import require
+        save_file = require("safetensors.torch", "a .safetensors file").save_file
         save_file({k: v.detach().contiguous() for k, v in state.items()}, str(path))
     else:
         torch.save(state, path)

@@ -16,11 +16,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "build", help="validate, lower and compile a spec; print its summary",
         description="Validate a spec, lower it to the graph IR, compile it to a torch.nn.Module and print a "
                     "per-stage summary (output shape, params, MACs) with totals.",
-        epilog="examples:\n  netspec build specs/mobilenet_v2.yaml\n"
-               "  netspec build specs/googlenet.yaml --json\n"
-               "  netspec build specs/lenet5.yaml --set num_classes=20 --out lenet.pt\n"
-               "  netspec build specs/efficientnet.yaml --variant b3 --weights efficientnet_b3.pth --out b3.onnx\n"
-               "  netspec build specs/mobilenet_v2.yaml --out mnv2_tv.pth --save-as torchvision",
+        epilog="examples:\n  netspec build mobilenet_v2\n"
+               "  netspec build googlenet --json\n"
+               "  netspec build lenet5 --set num_classes=20 --out lenet.pt\n"
+               "  netspec build efficientnet_b3 --weights efficientnet_b3.pth --out b3.onnx\n"
+               "  netspec build mobilenet_v2 --out mnv2_tv.pth --save-as torchvision",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

@@ -15,7 +15,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Load weights into the compiled spec and print the validation top-1, top-5 and loss (main "
                     "head). The validation images are those `netspec train` held out with the same recipe seed "
                     "and --val-split.",
-        epilog="example:\n  netspec eval specs/lenet5.yaml --weights runs/lenet5/best.pt --data digits",
+        epilog="example:\n  netspec eval lenet5 --weights runs/lenet5/best.pt --data digits",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p, aux=False)
     add_data_args(p)

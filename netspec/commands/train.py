@@ -25,11 +25,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Compile the spec and train it with its `train:` recipe (override any field with "
                     "--set train.FIELD=VALUE). Writes RUN_DIR/metrics.jsonl, checkpoint.pt (every epoch, atomic), "
                     "best.pt, curves.png and spec.yaml. Under torchrun it trains with DistributedDataParallel.",
-        epilog="examples:\n  netspec train specs/lenet5.yaml --data digits --out runs/lenet5\n"
-               "  netspec train specs/lenet5.yaml --data digits --out runs/lenet5 --resume\n"
-               "  torchrun --standalone --nproc_per_node 2 -m netspec train specs/lenet5.yaml --data digits "
+        epilog="examples:\n  netspec train lenet5 --data digits --out runs/lenet5\n"
+               "  netspec train lenet5 --data digits --out runs/lenet5 --resume\n"
+               "  torchrun --standalone --nproc_per_node 2 -m netspec train lenet5 --data digits "
                "--out runs/ddp\n"
-               "  netspec train specs/efficientnet_v2.yaml --variant s --data ./images --out runs/effv2s",
+               "  netspec train efficientnet_v2_s --data ./images --out runs/effv2s",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p, aux=False)
     add_data_args(p)

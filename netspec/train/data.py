@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from .._torchvision import import_torchvision
+from ..extras import require
 from ..errors import SourceLoc, SpecError
 from ..recipe import Augment
 
@@ -79,7 +80,7 @@ def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]
 
 
 def digits(channels: int, seed: int, val_fraction: float) -> Data:
-    from sklearn.datasets import load_digits
+    load_digits = require("sklearn.datasets", "--data digits").load_digits
 
     d = load_digits()
     images = torch.from_numpy(d.images).float().mul(255 / 16).round().clamp(0, 255).to(torch.uint8)
