@@ -81,11 +81,15 @@ def compile(graph: nx.DiGraph, *, seed: int | None = 0, max_params: int | None =
 
 def build(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
           phi: float | None = None, res: int | None = None, num_classes: int | None = None, aux: bool = True, seed: int | None = 0,
-          max_params: int | None = None, weights: str | Path | None = None, optimize: bool = False,
-          channels_last: bool | None = None, freeze: bool = False, torch_compile: bool = False):
+          max_params: int | None = None, weights: str | Path | None = None, strict: bool = False,
+          optimize: bool = False, channels_last: bool | None = None, freeze: bool = False,
+          torch_compile: bool = False):
     """load → scale → lower → compile in one call: `build("specs/efficientnet.yaml", variant="b3")`.
 
-    `weights` loads a checkpoint (netspec's own keys, or the spec's reference's: see docs/interop.md);
+    `weights` loads a checkpoint (netspec's own keys, or the spec's reference's: see docs/interop.md).
+    Fine-tuning: with another `num_classes` than the checkpoint's, every tensor loads except the
+    classifier's, which is initialised; `model.weights_report` (a `netspec.weights.Report`) lists
+    what was matched and, in `.skipped`, what was not. `strict=True` refuses any shape difference.
     `optimize` and its options are as in `compile`.
     """
     spec = apply_scaling(load(source, overrides=overrides, variant=variant, phi=phi, res=res, num_classes=num_classes))
@@ -93,23 +97,24 @@ def build(source: str | Path, *, overrides: list[str] | None = None, variant: st
     if weights is None:
         return compile(graph, seed=seed, max_params=max_params, optimize=optimize, channels_last=channels_last,
                        freeze=freeze, torch_compile=torch_compile)
-    model = compile_with_weights(graph, spec, weights, max_params=max_params)
+    model = compile_with_weights(graph, spec, weights, max_params=max_params, strict=strict,
+                                 seed=0 if seed is None else seed)
     if not optimize:
         return model
     from .backends.torch_optimize import optimize_module
     return optimize_module(model, channels_last=channels_last is not False, freeze=freeze, compile=torch_compile)
 
 
-def compile_with_weights(graph: nx.DiGraph, spec: Spec, weights: str | Path, *, max_params: int | None = None):
-    """Compile without initialising (on the meta device) and take every tensor from the checkpoint."""
-    import torch
-
-    from .weights import load_weights, reference_keys
+def compile_with_weights(graph: nx.DiGraph, spec: Spec, weights: str | Path, *, max_params: int | None = None,
+                         strict: bool = False, seed: int = 0):
+    """Compile without initialising (on the meta device) and take every tensor from the checkpoint; a
+    classifier for another number of classes is initialised instead (unless `strict`: see `build`)."""
+    from .finetune import load_pretrained
+    from .weights import reference_keys
     check_model_size(graph, max_params)
     keys = reference_keys(spec.reference_keys, spec.locs.loc(("reference_keys",)))
-    with torch.device("meta"):
-        model = compile(graph, seed=None, max_params=max_params)
-    load_weights(model, weights, ref_keys=keys)
+    model, report = load_pretrained(graph, keys, weights, strict=strict, seed=seed, max_params=max_params)
+    model.weights_report = report
     return model
 
 

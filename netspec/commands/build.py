@@ -29,6 +29,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="FILE",
                    help="load a checkpoint (.pt/.pth/.safetensors): netspec's own keys, or the spec's reference's "
                         "(torchvision), matched by name or registration order and checked by shape")
+    p.add_argument("--strict", action="store_true",
+                   help="with --weights: refuse a checkpoint whose classifier has another number of classes "
+                        "(default: load everything else and initialise the classifier, for fine-tuning)")
     p.add_argument("--weights-report", action="store_true", help="print how every tensor of --weights was matched")
     p.add_argument("--save-as", choices=("netspec", "torchvision"), default="netspec",
                    help="key names of a saved state dict: netspec's (default) or the reference's "
@@ -143,13 +146,12 @@ def run(args) -> int:
         raise SpecError("--weights-report reports how --weights was matched; no --weights given",
                         SourceLoc(args.spec), "add --weights FILE")
     if args.weights:
-        from ..weights import load_weights, reference_keys
+        from ..finetune import load_pretrained
+        from ..weights import reference_keys
         spec = loaded.spec
         keys = reference_keys(spec.reference_keys, spec.locs.loc(("reference_keys",)))
-        import torch
-        with torch.device("meta"):  # every tensor comes from the file: nothing to initialise
-            model = compile(loaded.graph, seed=None, max_params=args.max_params)
-        report = load_weights(model, args.weights, ref_keys=keys)
+        model, report = load_pretrained(loaded.graph, keys, args.weights, strict=args.strict, seed=args.seed,
+                                        max_params=args.max_params)
     else:
         model = compile(loaded.graph, seed=args.seed, max_params=args.max_params)
     s = summary(loaded)
@@ -174,7 +176,8 @@ def run(args) -> int:
         save(model, Path(args.out), args.force, loaded, args.save_as)
         s["saved"] = args.out
     if report is not None:
-        s["weights"] = {"file": args.weights, "matched_by": report.how, "tensors": len(report.matches)}
+        s["weights"] = {"file": args.weights, "matched_by": report.how, "tensors": len(report.matches),
+                        "skipped": [o for o, *_ in report.skipped]}
         if args.weights_report:
             s["weights"]["mapping"] = {m.ours: m.theirs for m in report.matches}
     if args.json:
@@ -183,7 +186,8 @@ def run(args) -> int:
         print(render_table(s))
         if report is not None:
             print(report.text() if args.weights_report else
-                  f"loaded {len(report.matches)} tensors from {args.weights} (matched by {report.how})")
+                  "\n".join([f"loaded {len(report.matches)} tensors from {args.weights} (matched by {report.how})"]
+                            + report.skipped_lines()))
         if args.optimize:
             o = s["optimized"]
             opts = ", ".join(k.replace("_", "-") for k in ("channels_last", "freeze", "compile") if o[k])

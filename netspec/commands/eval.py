@@ -53,5 +53,6 @@ def run(args) -> int:
     m = evaluate(model, loader(data.val, args.batch_size, shuffle=False, seed=recipe.seed, epoch=0, d=d,
                                workers=workers, device=device), device, d)
     print(f"{graph.graph['name']} on {data.name} ({m['n']} validation images): "
-          f"top-1 {m['acc1']:.2%}  top-5 {m['acc5']:.2%}  loss {m['loss']:.4f}")
+          f"top-1 {m['acc1']:.2%}  " + (f"top-5 {m['acc5']:.2%}  " if m["acc5"] is not None else "")
+          + f"loss {m['loss']:.4f}")
     return 0

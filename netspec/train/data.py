@@ -232,3 +232,17 @@ def batch_mixer(aug: Augment, mixup_alpha: float, num_classes: int):
     if not mixers:
         return None
     return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
+
+
+# --------------------------------------------------------------------------- classes before loading
+
+def data_classes(name: str) -> Optional[list[str]]:
+    """The class names `--data` will have, without reading an image (None for `fake`: the spec decides).
+
+    An image folder's classes are its class folders, sorted (torchvision's ImageFolder order)."""
+    if name == "digits":
+        return [str(i) for i in range(10)]
+    if name == "fake" or not Path(name).is_dir():
+        return None  # load_data reports a missing folder
+    root = Path(name) / "train" if (Path(name) / "train").is_dir() else Path(name)
+    return sorted(entry.name for entry in root.iterdir() if entry.is_dir())
