@@ -82,6 +82,7 @@ def compile(graph: nx.DiGraph, *, seed: int | None = 0, max_params: int | None =
 def build(source: str | Path, *, overrides: list[str] | None = None, variant: str | None = None,
           phi: float | None = None, res: int | None = None, num_classes: int | None = None, aux: bool = True, seed: int | None = 0,
           max_params: int | None = None, weights: str | Path | None = None, strict: bool = False,
+          features_only: bool = False, out_indices=None, out_nodes=None,
           optimize: bool = False, channels_last: bool | None = None, freeze: bool = False,
           torch_compile: bool = False):
     """load → scale → lower → compile in one call: `build("specs/efficientnet.yaml", variant="b3")`.
@@ -91,8 +92,18 @@ def build(source: str | Path, *, overrides: list[str] | None = None, variant: st
     classifier's, which is initialised; `model.weights_report` (a `netspec.weights.Report`) lists
     what was matched and, in `.skipped`, what was not. `strict=True` refuses any shape difference.
     `optimize` and its options are as in `compile`.
+
+    Backbones (timm's convention, `netspec.backbone`): `features_only=True` returns a module whose forward
+    gives a list of feature maps, `out_indices` picking them by stride (index i: the last map at stride
+    2^(i+1); default every index 0-4 the network has), or `out_nodes=["stages.layer3", ...]` by name;
+    `model.feature_info` lists channels, reduction and module name. The head is not built.
     """
     spec = apply_scaling(load(source, overrides=overrides, variant=variant, phi=phi, res=res, num_classes=num_classes))
+    if features_only or out_nodes is not None or out_indices is not None:
+        if optimize:
+            raise ValueError("optimize applies to the classifier; features_only builds a backbone")
+        return build_features(spec, out_indices=out_indices, out_nodes=out_nodes, seed=seed, max_params=max_params,
+                              weights=weights, strict=strict)
     graph = lower(spec, aux=aux and not optimize)
     if weights is None:
         return compile(graph, seed=seed, max_params=max_params, optimize=optimize, channels_last=channels_last,
@@ -103,6 +114,32 @@ def build(source: str | Path, *, overrides: list[str] | None = None, variant: st
         return model
     from .backends.torch_optimize import optimize_module
     return optimize_module(model, channels_last=channels_last is not False, freeze=freeze, compile=torch_compile)
+
+
+def build_features(spec: Spec, *, out_indices=None, out_nodes=None, seed: int | None = 0,
+                   max_params: int | None = None, weights: str | Path | None = None, strict: bool = False):
+    """The backbone of a scaled spec: the graph pruned to the chosen feature maps, compiled to return them."""
+    from .backbone import feature_graph, select
+
+    full = lower(spec, aux=False)
+    points = select(full, out_indices=out_indices, out_nodes=out_nodes)
+    graph = feature_graph(full, points)
+    check_model_size(graph, max_params)
+    from .backends.pytorch import compile_outputs
+    outputs = [p.node for p in points]
+    if weights is None:
+        model = compile_outputs(graph, outputs, seed=seed)
+    else:  # the checkpoint is the whole network's: load it into the whole network, keep the backbone's part
+        import torch
+        whole = compile_with_weights(full, spec, weights, max_params=max_params, strict=strict,
+                                     seed=0 if seed is None else seed)
+        with torch.device("meta"):
+            model = compile_outputs(graph, outputs, seed=None)
+        state = whole.state_dict()
+        model.load_state_dict({k: state[k] for k in model.state_dict()}, strict=True, assign=True)
+        model.weights_report = whole.weights_report
+    model.feature_info = graph.graph["feature_info"]
+    return model
 
 
 def compile_with_weights(graph: nx.DiGraph, spec: Spec, weights: str | Path, *, max_params: int | None = None,
