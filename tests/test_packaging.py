@@ -16,6 +16,7 @@ import sys
 import sysconfig
 import venv
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -77,42 +78,43 @@ def test_wheel_holds_the_zoo_blocks_keys_and_schema_once(installed):
 
 def test_installed_wheel_works_by_name_from_another_folder(installed):
     _, env_dir, work, run = installed
-    where = run("python", "-c", "import netspec, sys; print(netspec.__file__); print(len(netspec.list_models()))")
-    assert where.returncode == 0, where.stderr
-    file, count = where.stdout.split()
+    (work / "my.yaml").write_text("placeholder")  # replaced below by `netspec show`
+    # independent commands, started together (each is mostly interpreter and torch start-up)
+    jobs = {
+        "where": ("python", "-c", "import netspec; print(netspec.__file__); print(len(netspec.list_models()))"),
+        "names": ("netspec", "list", "--names"),
+        "listed": ("netspec", "list", "mobilenet_v2*"),  # with the analysis: params, MACs
+        "built": ("netspec", "build", "efficientnet_b3", "--json"),
+        "svg": ("netspec", "render", "mobilenet_v2", "-o", "x.svg"),
+        "api": ("python", "-c", "import netspec; m = netspec.build('resnet18', num_classes=10); "
+                                "print(sum(p.numel() for p in m.parameters()))"),
+        "shown": ("netspec", "show", "resnet50"),
+        "typo": ("netspec", "build", "mobilenet_v4"),
+    }
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = {k: pool.submit(run, *cmd) for k, cmd in jobs.items()}
+        r = {k: f.result() for k, f in done.items()}
+    for k in jobs:
+        if k != "typo":
+            assert r[k].returncode == 0, (k, r[k].stderr)
+
+    file, count = r["where"].stdout.split()
     assert Path(file).is_relative_to(env_dir), "the test must see the installed wheel, not the checkout"
     assert int(count) == len(netspec.list_models()) > 100
-
-    names = run("netspec", "list", "--names")
-    assert names.returncode == 0, names.stderr
-    assert names.stdout.split() == netspec.list_models()
-    listed = run("netspec", "list", "mobilenet_v2*")  # with the analysis: params, MACs
-    assert listed.returncode == 0, listed.stderr
-    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[2:]}
+    assert r["names"].stdout.split() == netspec.list_models()
+    rows = {line.split()[0]: line for line in r["listed"].stdout.splitlines()[2:]}
     assert "3.505 M" in rows["mobilenet_v2"] and "300.774 M" in rows["mobilenet_v2"]
-
-    built = run("netspec", "build", "efficientnet_b3", "--json")
-    assert built.returncode == 0, built.stderr
-    assert json.loads(built.stdout)["params"] == 12_233_232  # torchvision efficientnet_b3
-    assert "NumPy" not in built.stderr
-
-    svg = run("netspec", "render", "mobilenet_v2", "-o", "x.svg")
-    assert svg.returncode == 0, svg.stderr
+    assert json.loads(r["built"].stdout)["params"] == 12_233_232  # torchvision efficientnet_b3
+    assert "NumPy" not in r["built"].stderr
     assert (work / "x.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert int(r["api"].stdout) == 11_181_642  # torchvision resnet18(num_classes=10)
 
-    api = run("python", "-c", "import netspec; m = netspec.build('resnet18', num_classes=10); "
-                              "print(sum(p.numel() for p in m.parameters()))")
-    assert api.returncode == 0, api.stderr
-    assert int(api.stdout) == 11_181_642  # torchvision resnet18(num_classes=10)
-
-    shown = run("netspec", "show", "resnet50")
-    assert shown.returncode == 0, shown.stderr
-    (work / "my.yaml").write_text(shown.stdout)
-    first = shown.stdout.splitlines()[0]
+    (work / "my.yaml").write_text(r["shown"].stdout)
+    first = r["shown"].stdout.splitlines()[0]
     schema = Path(first.split("$schema=file://", 1)[1])
     assert schema.is_file() and schema.is_relative_to(env_dir)
     ok = run("netspec", "validate", "my.yaml")
     assert ok.returncode == 0, ok.stderr
 
-    typo = run("netspec", "build", "mobilenet_v4")
+    typo = r["typo"]
     assert typo.returncode == 2 and "did you mean" in typo.stderr and "Traceback" not in typo.stderr
