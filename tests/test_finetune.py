@@ -102,6 +102,10 @@ def test_train_from_weights_on_an_image_folder_then_predict(tmp_path, capsys):
     (result,) = json.loads(capsys.readouterr().out)
     assert abs(sum(t["probability"] for t in result["top"]) - 1) < 1e-5
 
+    assert main(["eval", "lenet5", "--weights", str(run / "best.pt"), "--data", str(tmp_path / "shapes")]) == 0
+    out = capsys.readouterr().out
+    assert "top-1" in out and "top-5" not in out
+
     # disagreements are errors, not a silent head
     assert main(["train", "lenet5", "--out", str(tmp_path / "r2"), *common, "--set", "num_classes=5"]) == 2
     assert "disagrees with the 3 classes" in capsys.readouterr().err

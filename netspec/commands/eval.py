@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import SourceLoc, SpecError
 from .common import add_spec_args
-from .train import add_data_args, resolved
+from .train import add_data_args, classes_decide_num_classes, resolved
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -30,6 +30,7 @@ def run(args) -> int:
     from ..train.loop import Dist, evaluate, loader, setup_processes
     from ..train.rundir import load_checkpoint
 
+    classes_decide_num_classes(args)  # as `netspec train` did: the data's classes size the head
     _, graph, recipe, _ = resolved(args)
     path = Path(args.weights)
     if not path.is_file():
