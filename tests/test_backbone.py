@@ -39,7 +39,8 @@ def test_every_zoo_family_has_its_feature_maps(name):
 
 
 def test_feature_info_matches_timm():
-    # timm 1.0 feature_info.channels() / .reduction() of resnet50, efficientnet_b0 and mobilenetv2_100
+    # timm feature_info.channels() / .reduction() of resnet50, efficientnet_b0 and mobilenetv2_100 (block
+    # outputs, timm's default feature_location; read from timm's model definitions, timm is not installed here)
     expect = {"resnet50": [64, 256, 512, 1024, 2048], "efficientnet_b0": [16, 24, 40, 112, 320],
               "mobilenet_v2": [16, 24, 32, 96, 320]}
     for name, channels in expect.items():
