@@ -121,7 +121,7 @@ def build_features(spec: Spec, *, out_indices=None, out_nodes=None, seed: int | 
     """The backbone of a scaled spec: the graph pruned to the chosen feature maps, compiled to return them."""
     from .backbone import feature_graph, select
 
-    full = lower(spec, aux=False)
+    full = lower(spec, aux=True)  # aux heads are never feature maps, but a whole-network checkpoint has them
     points = select(full, out_indices=out_indices, out_nodes=out_nodes)
     graph = feature_graph(full, points)
     check_model_size(graph, max_params)

@@ -109,6 +109,11 @@ def test_backbone_from_a_whole_network_checkpoint(tmp_path):
     ref = whole.state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in m.state_dict().items())
     assert m.weights_report.how == "name"
+    # a network with aux heads: the checkpoint holds them, the backbone does not
+    torch.save(netspec.build("googlenet", res=64).state_dict(), tmp_path / "g.pt")
+    g = netspec.build("googlenet", res=64, features_only=True, weights=tmp_path / "g.pt")
+    assert g.feature_info.channels() == [64, 192, 480, 832, 1024]
+    assert not any(".aux" in k for k in g.state_dict())
 
 
 def test_cli_features(capsys, tmp_path):
