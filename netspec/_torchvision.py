@@ -26,9 +26,9 @@ def import_torchvision():
     except RuntimeError as exc:
         if "torchvision::" not in str(exc):
             raise ImportError(f"torchvision cannot be imported: {exc}") from exc
-    except ImportError as exc:
-        raise ImportError(f"this needs torchvision ({exc}); install the release built for your torch "
-                          "(torch 2.13 -> torchvision 0.28): pip install torchvision==0.28.0") from exc
+    except ImportError as exc:  # not installed: the train extra (exit 2 with the pip line)
+        from .extras import MissingExtra
+        raise MissingExtra("torchvision", "this command", exc) from exc
     # Drop the half-imported package, stub the fake-kernel registrations of the custom ops
     # the CPU torch lacks, and import again.
     for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:

@@ -12,9 +12,10 @@ import os
 import sys
 
 from .errors import SpecError
+from .extras import MissingExtra
 
 COMMANDS = ("build", "validate", "analyze", "scale", "expand", "render", "compare", "bench", "schema",
-            "train", "eval", "eject", "report")
+            "train", "eval", "predict", "eject", "list", "show", "report")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -22,7 +23,9 @@ def make_parser() -> argparse.ArgumentParser:
         prog="netspec",
         description="netspec: a declarative network compiler for CNNs (YAML spec -> graph IR -> analysis, "
                     "diagrams, torch.nn.Module).",
-        epilog="example: netspec build specs/mobilenet_v2.yaml",
+        epilog="examples:\n  netspec list 'efficientnet*'\n  netspec build mobilenet_v2\n"
+               "  netspec show resnet50 > my_resnet.yaml && netspec build my_resnet.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from . import __version__
     parser.add_argument("--version", action="version", version=f"netspec {__version__}")
@@ -39,9 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
+        if isinstance(getattr(args, "spec", None), str):  # a zoo name -> its spec file (and variant)
+            from .zoo import resolve
+            args.spec, variant = resolve(args.spec, getattr(args, "variant", None))
+            if variant is not None:
+                args.variant = variant
         return int(args._run(args) or 0)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except MissingExtra as exc:
+        print(f"error: {exc}\n    hint: {exc.hint}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

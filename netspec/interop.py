@@ -39,7 +39,8 @@ def _culprit(model, G: nx.DiGraph):
 
 
 def export_onnx(model, G: nx.DiGraph, path: str | Path) -> None:
-    import onnx
+    from .extras import require
+    onnx = require("onnx", "--out .onnx")
 
     model.eval()
     example = torch.zeros(2, *G.graph["input_shape"])  # batch 2: nothing specialises on a batch of 1

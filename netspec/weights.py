@@ -21,7 +21,7 @@ torchvision`), so the reference constructor loads the file with `strict=True`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -47,12 +47,22 @@ class Report:
     how: str
     matches: list[Match]
     file: str
+    # fine-tuning: model tensors left initialised because the file's differ in shape (the classifier
+    # of another num_classes), as (model key, model shape, file key, file shape)
+    skipped: list[tuple[str, tuple, str, tuple]] = field(default_factory=list)
 
     def text(self) -> str:
         width = max((len(m.ours) for m in self.matches), default=0)
         lines = [f"{self.file}: {len(self.matches)} tensors matched by {self.how}"]
         lines += [f"  {m.ours.ljust(width)}  <-  {m.theirs}  {tuple(m.shape)}" for m in self.matches]
-        return "\n".join(lines)
+        return "\n".join(lines + self.skipped_lines())
+
+    def skipped_lines(self) -> list[str]:
+        if not self.skipped:
+            return []
+        return [f"skipped {len(self.skipped)} tensors of the classifier (initialised, not loaded: the checkpoint "
+                "has another number of classes):"] + \
+               [f"  {o} {tuple(os)}  <-  {t} {tuple(ts)}" for o, os, t, ts in self.skipped]
 
 
 # --------------------------------------------------------------------------- reading and writing files
@@ -66,13 +76,14 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from .extras import require
+            load_file = require("safetensors.torch", "a .safetensors checkpoint").load_file
             state = load_file(str(path))
         elif suffix in (".pt", ".pth", ".bin", ".ckpt"):
             state = torch.load(path, map_location="cpu", weights_only=True)
         else:
             raise SpecError(f"unknown checkpoint type '{suffix}'", where, "use .pt/.pth (torch.save) or .safetensors")
-    except SpecError:
+    except (SpecError, ImportError):  # ImportError: extras.MissingExtra, the interop extra
         raise
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file is the user's input, not a bug
         raise SpecError(f"cannot read checkpoint: {type(exc).__name__}: {str(exc)[:300]}", where,
@@ -94,7 +105,8 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 def write_checkpoint(state: dict[str, torch.Tensor], path: str | Path) -> None:
     path = Path(path)
     if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import save_file
+        from .extras import require
+        save_file = require("safetensors.torch", "a .safetensors file").save_file
         save_file({k: v.detach().contiguous() for k, v in state.items()}, str(path))
     else:
         torch.save(state, path)
@@ -129,8 +141,11 @@ def _fail(message: str, lines: list[str], file: str, hint: str) -> None:
 
 
 def match(model_shapes: dict[str, tuple], ckpt: dict[str, torch.Tensor], *, ref_keys: list[str] | None = None,
-          file: str = "<checkpoint>") -> Report:
-    """Pair every model tensor with one checkpoint tensor (see the module docstring)."""
+          file: str = "<checkpoint>", may_differ: frozenset[str] = frozenset()) -> Report:
+    """Pair every model tensor with one checkpoint tensor (see the module docstring).
+
+    A pair whose model key is in `may_differ` (fine-tuning: the classifier's tensors) and whose shapes
+    differ is not an error: it goes to `Report.skipped` and the model keeps its own tensor."""
     ours = list(model_shapes)
     rank = {k: i for i, k in enumerate(ours)}
     if set(ckpt) == set(ours):
@@ -159,6 +174,9 @@ def match(model_shapes: dict[str, tuple], ckpt: dict[str, torch.Tensor], *, ref_
                 if _counter_of(o) in model_shapes and o.endswith("running_var") and _counter_of(t) in counters:
                     pairs.append((_counter_of(o), _counter_of(t)))
             pairs.sort(key=lambda p: rank[p[0]])
+    skipped = [(o, model_shapes[o], t, _shape(ckpt[t])) for o, t in pairs
+               if o in may_differ and model_shapes[o] != _shape(ckpt[t])]
+    pairs = [(o, t) for o, t in pairs if not (o in may_differ and model_shapes[o] != _shape(ckpt[t]))]
     bad = [f"{o} {model_shapes[o]}  <-  {t} {_shape(ckpt[t])}" for o, t in pairs if model_shapes[o] != _shape(ckpt[t])]
     if bad:
         hint = "is it a checkpoint of this spec's reference (same variant, width and num_classes)?"
@@ -167,12 +185,12 @@ def match(model_shapes: dict[str, tuple], ckpt: dict[str, torch.Tensor], *, ref_
                     "name instead (a spec's `reference_keys`), or use the .pt/.pth file")
         _fail(f"{len(bad)} tensors of the checkpoint have another shape than the model's (matched by {how}; "
               "model key shape <- checkpoint key shape):", bad, file, hint)
-    used = {t for _, t in pairs}
+    used = {t for _, t in pairs} | {t for _, _, t, _ in skipped}
     unused = [f"{k} {_shape(ckpt[k])}" for k in ckpt if k not in used]
     if unused:
         _fail(f"{len(unused)} tensors of the checkpoint match nothing in the model:", unused, file,
               "is it a checkpoint of this spec's reference?")
-    return Report(how, [Match(o, t, model_shapes[o]) for o, t in pairs], file)
+    return Report(how, [Match(o, t, model_shapes[o]) for o, t in pairs], file, skipped)
 
 
 def load_weights(model: torch.nn.Module, path: str | Path, *, ref_keys: list[str] | None = None) -> Report:
@@ -180,6 +198,14 @@ def load_weights(model: torch.nn.Module, path: str | Path, *, ref_keys: list[str
     ckpt = read_checkpoint(path)
     state = model.state_dict()
     report = match({k: _shape(v) for k, v in state.items()}, ckpt, ref_keys=ref_keys, file=str(path))
+    assign(model, ckpt, report)
+    return report
+
+
+def assign(model: torch.nn.Module, ckpt: dict[str, torch.Tensor], report: Report) -> None:
+    """Copy the matched tensors of `ckpt` into `model` (on the meta device: take them; skipped ones need a
+    model that was initialised)."""
+    state = model.state_dict()
     new = dict(state)  # counters the file lacks keep their value
     for m in report.matches:
         new[m.ours] = ckpt[m.theirs]
@@ -190,7 +216,6 @@ def load_weights(model: torch.nn.Module, path: str | Path, *, ref_keys: list[str
         model.load_state_dict(new, strict=True, assign=True)
     else:
         model.load_state_dict(new, strict=True)
-    return report
 
 
 def reference_state_dict(model: torch.nn.Module, ref_keys: list[str], *, where: SourceLoc) -> dict:

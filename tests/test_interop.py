@@ -80,11 +80,17 @@ def _cli_error(argv, capsys) -> str:
 
 
 def test_a_checkpoint_of_another_shape_lists_the_keys_with_both_shapes(small_files, capsys):
-    err = _cli_error(["build", str(SMALL), "--set", "num_classes=10", "--weights", str(small_files / "own.pt")],
-                     capsys)
+    err = _cli_error(["build", str(SMALL), "--set", "num_classes=10", "--weights", str(small_files / "own.pt"),
+                      "--strict"], capsys)  # without --strict another num_classes is fine-tuning (test_finetune.py)
     assert "2 tensors of the checkpoint have another shape than the model's (matched by name" in err
     assert "head.fc2.weight (10, 1024)  <-  head.fc2.weight (1000, 1024)" in err
     assert "head.fc2.bias (10,)  <-  head.fc2.bias (1000,)" in err
+    err = _cli_error(["build", str(SMALL), "--set", "stages[0].blocks[0].out=24", "--weights",
+                      str(small_files / "own.pt")], capsys)  # not the classifier: refused without --strict too
+    assert "have another shape than the model's" in err
+    assert main(["build", str(SMALL), "--set", "num_classes=10", "--weights", str(small_files / "own.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 2 tensors of the classifier" in out and "head.fc2.bias (10,)  <-  head.fc2.bias (1000,)" in out
 
 
 def test_a_checkpoint_of_another_network_is_refused(small_files, capsys):

@@ -172,3 +172,33 @@ def build_tree(G: nx.DiGraph, *, seed: int | None = 0, inplace: bool = True) -> 
                 module.inplace = overwrite[n] if ops.get_op(data["op"]).name == "add" else True
             _place(tree, n, module)
     return tree
+
+
+class OutputsModule(nn.Module):
+    """A compiled graph returning the values of chosen nodes as a list, in train and eval mode alike
+    (`netspec.backbone`: feature maps). Its children are the graph's scopes, as in `NetspecModule`."""
+
+    def __init__(self, G: nx.DiGraph, tree: nn.Module, outputs: list[str]):
+        super().__init__()
+        for name, child in tree.named_children():
+            self.add_module(name, child)
+        self.spec_name = G.graph["name"]
+        self.input_shape = tuple(G.graph["input_shape"])
+        self.output_nodes = list(outputs)
+        object.__setattr__(self, "graph", G)
+        object.__setattr__(self, "_forward", generated_forward(self, G, self.output_nodes, "Outputs"))
+
+    @property
+    def code(self) -> str:
+        return self._forward.code
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = self._forward(x)
+        return list(out) if isinstance(out, tuple) else [out]
+
+
+def compile_outputs(G: nx.DiGraph, outputs: list[str], *, seed: int | None = 0) -> OutputsModule:
+    """Compile G into a module returning the values of `outputs`. G's `outputs` must name them, so that the
+    in-place pass never overwrites one (`netspec.backbone.feature_graph` prunes and names them)."""
+    assert set(outputs) <= set(G.graph["outputs"].values()), "compile_outputs: name the outputs in G.graph"
+    return OutputsModule(G, build_tree(G, seed=seed), outputs)

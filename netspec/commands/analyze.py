@@ -16,9 +16,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "FLOPs = 2 x MACs), memory access (ShuffleNet V2's MAC, here mem_access), arithmetic "
                     "intensity, peak activation memory, receptive field, fragmentation, element-wise ops and "
                     "the ShuffleNet V2 guideline audit. Definitions: docs/analysis.md.",
-        epilog="examples:\n  netspec analyze specs/mobilenet_v2.yaml\n"
-               "  netspec analyze specs/mobilenet_v2.yaml --level block --profile full\n"
-               "  netspec analyze specs/lenet5.yaml --batch 8 --json",
+        epilog="examples:\n  netspec analyze mobilenet_v2\n"
+               "  netspec analyze mobilenet_v2 --level block --profile full\n"
+               "  netspec analyze lenet5 --batch 8 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
     p.add_argument("--batch", type=positive_int, default=1, help="batch size for MACs, mem_access and memory (default 1)")

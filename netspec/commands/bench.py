@@ -117,9 +117,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Compile a spec and time its forward pass on this machine (eval mode, no grad): warm-up "
                     "runs, then repeats; prints the median and spread beside MACs and mem_access. FLOPs are "
                     "not speed: see docs/guidelines.md.",
-        epilog="examples:\n  netspec bench specs/mobilenet_v2.yaml --threads 1 --repeat 10\n"
-               "  netspec bench specs/experiments/g2_group_conv.yaml --set vars.g=8 --set input.channels=184 "
-               "--threads 1",
+        epilog="examples:\n  netspec bench mobilenet_v2 --threads 1 --repeat 10\n"
+               "  netspec bench efficientnet_b0 --batch 8 --threads 2",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")

@@ -16,11 +16,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "build", help="validate, lower and compile a spec; print its summary",
         description="Validate a spec, lower it to the graph IR, compile it to a torch.nn.Module and print a "
                     "per-stage summary (output shape, params, MACs) with totals.",
-        epilog="examples:\n  netspec build specs/mobilenet_v2.yaml\n"
-               "  netspec build specs/googlenet.yaml --json\n"
-               "  netspec build specs/lenet5.yaml --set num_classes=20 --out lenet.pt\n"
-               "  netspec build specs/efficientnet.yaml --variant b3 --weights efficientnet_b3.pth --out b3.onnx\n"
-               "  netspec build specs/mobilenet_v2.yaml --out mnv2_tv.pth --save-as torchvision",
+        epilog="examples:\n  netspec build mobilenet_v2\n"
+               "  netspec build googlenet --json\n"
+               "  netspec build lenet5 --set num_classes=20 --out lenet.pt\n"
+               "  netspec build efficientnet_b3 --weights efficientnet_b3.pth --out b3.onnx\n"
+               "  netspec build mobilenet_v2 --out mnv2_tv.pth --save-as torchvision\n"
+               "  netspec build resnet50 --features 1,2,3,4          # backbone: strides 4, 8, 16, 32\n"
+               "  netspec build resnet50 --features stages.layer3 --weights resnet50.pth --out r50_c4.pt",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -29,12 +31,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="FILE",
                    help="load a checkpoint (.pt/.pth/.safetensors): netspec's own keys, or the spec's reference's "
                         "(torchvision), matched by name or registration order and checked by shape")
+    p.add_argument("--strict", action="store_true",
+                   help="with --weights: refuse a checkpoint whose classifier has another number of classes "
+                        "(default: load everything else and initialise the classifier, for fine-tuning)")
     p.add_argument("--weights-report", action="store_true", help="print how every tensor of --weights was matched")
     p.add_argument("--save-as", choices=("netspec", "torchvision"), default="netspec",
                    help="key names of a saved state dict: netspec's (default) or the reference's "
                         "(torchvision: the constructor loads it with strict=True)")
     p.add_argument("--force", action="store_true", help="allow --out to replace an existing file")
     p.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    p.add_argument("--features", nargs="?", const="", metavar="I,J,...|NAME,...",
+                   help="build the backbone instead (no head): feature maps by timm's out_indices (index i = the "
+                        "last map at stride 2^(i+1); 1,2,3,4 = strides 4..32; default every index the network "
+                        "has) or by name (stages.layer3); prints channels, reduction and module of each")
     p.add_argument("--max-params", type=positive_int, metavar="N",
                    help="refuse a model with more parameters + buffers than N (default: NETSPEC_MAX_PARAMS, "
                         "else half the available memory as float32)")
@@ -136,6 +145,8 @@ def run(args) -> int:
         print("error: --freeze and --compile are alternatives; pick one", file=sys.stderr)
         return 2
     loaded = load_graph(args)
+    if args.features is not None:
+        return run_features(args, loaded)
     from ..api import compile
 
     report = None
@@ -143,13 +154,12 @@ def run(args) -> int:
         raise SpecError("--weights-report reports how --weights was matched; no --weights given",
                         SourceLoc(args.spec), "add --weights FILE")
     if args.weights:
-        from ..weights import load_weights, reference_keys
+        from ..finetune import load_pretrained
+        from ..weights import reference_keys
         spec = loaded.spec
         keys = reference_keys(spec.reference_keys, spec.locs.loc(("reference_keys",)))
-        import torch
-        with torch.device("meta"):  # every tensor comes from the file: nothing to initialise
-            model = compile(loaded.graph, seed=None, max_params=args.max_params)
-        report = load_weights(model, args.weights, ref_keys=keys)
+        model, report = load_pretrained(loaded.graph, keys, args.weights, strict=args.strict, seed=args.seed,
+                                        max_params=args.max_params)
     else:
         model = compile(loaded.graph, seed=args.seed, max_params=args.max_params)
     s = summary(loaded)
@@ -174,7 +184,8 @@ def run(args) -> int:
         save(model, Path(args.out), args.force, loaded, args.save_as)
         s["saved"] = args.out
     if report is not None:
-        s["weights"] = {"file": args.weights, "matched_by": report.how, "tensors": len(report.matches)}
+        s["weights"] = {"file": args.weights, "matched_by": report.how, "tensors": len(report.matches),
+                        "skipped": [o for o, *_ in report.skipped]}
         if args.weights_report:
             s["weights"]["mapping"] = {m.ours: m.theirs for m in report.matches}
     if args.json:
@@ -183,7 +194,8 @@ def run(args) -> int:
         print(render_table(s))
         if report is not None:
             print(report.text() if args.weights_report else
-                  f"loaded {len(report.matches)} tensors from {args.weights} (matched by {report.how})")
+                  "\n".join([f"loaded {len(report.matches)} tensors from {args.weights} (matched by {report.how})"]
+                            + report.skipped_lines()))
         if args.optimize:
             o = s["optimized"]
             opts = ", ".join(k.replace("_", "-") for k in ("channels_last", "freeze", "compile") if o[k])
@@ -191,4 +203,47 @@ def run(args) -> int:
                   f"dropout/identity ops removed, {o['inplace']} ops in place" + (f"; {opts}" if opts else ""))
         if args.out:
             print(f"saved {args.out}" + (" (torchvision keys)" if args.save_as == "torchvision" else ""))
+    return 0
+
+
+def run_features(args, loaded) -> int:
+    """`--features`: the backbone (netspec.backbone), its feature maps as a table or JSON; --out saves its weights."""
+    from ..api import build_features
+
+    if args.optimize or args.save_as != "netspec":
+        raise SpecError("--features builds a backbone; --optimize and --save-as apply to the whole network",
+                        SourceLoc("--features"), "drop --optimize / --save-as")
+    items = [t.strip() for t in args.features.split(",") if t.strip()]
+    by_index = bool(items) and all(t.lstrip("-").isdigit() for t in items)
+    model = build_features(loaded.spec, out_indices=[int(t) for t in items] if by_index else None,
+                           out_nodes=items if items and not by_index else None, seed=args.seed,
+                           max_params=args.max_params, weights=args.weights, strict=args.strict)
+    G = model.graph
+    feats = [{**f, "index": int(f["reduction"]).bit_length() - 2 if by_index or not items else None,
+              "node": n, "shape": [1, *G.nodes[n]["shape"]]} for f, n in zip(model.feature_info, model.output_nodes)]
+    s = {"name": G.graph["name"], "input_shape": [1, *G.graph["input_shape"]], "features": feats,
+         "params": costs.total_params(G), "macs": costs.total_macs(G)}
+    if args.out:
+        path = Path(args.out)
+        if path.suffix.lower() not in STATE_DICT:
+            raise SpecError(f"--out: a backbone is saved as a state dict, not {path.suffix or path.name}",
+                            SourceLoc(str(path)), "use .pt, .pth or .safetensors")
+        output_file(str(path), args.force)
+        from ..weights import write_checkpoint
+        write_checkpoint(model.state_dict(), path)
+        s["saved"] = args.out
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    rows = [["-" if f["index"] is None else str(f["index"]), f["module"], str(f["num_chs"]), str(f["reduction"]),
+             shape_str(f["shape"][1:])] for f in feats]
+    print(f"{s['name']} backbone  input {shape_str(s['input_shape'][1:])}\n")
+    print(table(rows, ["index", "module", "channels", "reduction", "output"], "llrrl"))
+    print(f"\nparams {s['params']:,} ({human(s['params'])}), MACs {s['macs']:,} ({human(s['macs'])})")
+    if getattr(model, "weights_report", None) is not None:
+        r = model.weights_report
+        print("\n".join([f"loaded from {args.weights} (matched by {r.how}); the backbone keeps "
+                         f"{len(model.state_dict())} of its tensors"] + r.skipped_lines()))
+    if args.out:
+        print(f"saved {args.out}")
     return 0

@@ -43,7 +43,7 @@ def output_file(text: str, force: bool) -> Path:
 
 
 def add_spec_args(p: argparse.ArgumentParser, *, aux: bool = True) -> None:
-    p.add_argument("spec", help="path of the YAML spec")
+    p.add_argument("spec", help="a zoo name (mobilenet_v2, efficientnet_b3: netspec list) or a YAML spec file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a value before validation, e.g. --set num_classes=10 "
                         "--set 'stages[1].blocks[0].stride=1' (repeatable)")

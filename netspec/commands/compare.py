@@ -35,13 +35,13 @@ spec options, after the SPEC they apply to:
   --phi PHI, --res N    compound-scaling coefficient, input resolution
 
 examples:
-  netspec compare specs/mobilenet_v1.yaml specs/mobilenet_v2.yaml
-  netspec compare specs/mobilenet_v1.yaml --variants 1.0,0.5 --align stride
-  netspec compare specs/shufflenet_v1.yaml specs/shufflenet_v1.yaml --set vars.g=8 --set vars.c2=384 \\
+  netspec compare mobilenet_v1 mobilenet_v2
+  netspec compare mobilenet_v1 --variants 1.0_224,0.5_224 --align stride
+  netspec compare shufflenet_v1 shufflenet_v1 --set vars.g=8 --set vars.c2=384 \\
       --set vars.c3=768 --set vars.c4=1536
-  netspec compare specs/experiments/conv5x5.yaml specs/experiments/conv3x3x2.yaml --json
-  netspec compare specs/mobilenet_v1.yaml specs/mobilenet_v2.yaml --render cmp.svg
-  netspec compare specs/mobilenet_v1.yaml specs/mobilenet_v2.yaml --html cmp.html"""
+  netspec compare resnet18 resnet34 --json
+  netspec compare mobilenet_v1 mobilenet_v2 --render cmp.svg
+  netspec compare mobilenet_v1 mobilenet_v2 --html cmp.html"""
 
 
 def _compare_options(p: argparse.ArgumentParser, default=None) -> None:
@@ -117,7 +117,7 @@ def parse_sides(args: argparse.Namespace) -> list[argparse.Namespace]:
         if len(sides) != 1 or sides[0].variant:
             raise SpecError("--variants compares the variants of one spec: give exactly one SPEC, without --variant",
                             SourceLoc("<command line>"),
-                            "netspec compare specs/mobilenet_v1.yaml --variants 1.0,0.5; or SPEC --variant X SPEC "
+                            "netspec compare mobilenet_v1 --variants 1.0_224,0.5_224; or SPEC --variant X SPEC "
                             "--variant Y")
         if len(names) < 2:
             raise SpecError(f"--variants needs at least two names, got '{args.variants}'", SourceLoc("<command line>"),

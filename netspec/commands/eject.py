@@ -21,8 +21,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Write one readable Python file that needs only torch: an nn.Module class per block type, "
                     "a top-level class named after the spec and build_model(num_classes=...). Its state_dict() "
                     "keys are those of the compiled module (netspec build), so weights move with strict=True.",
-        epilog="examples:\n  netspec eject specs/mobilenet_v2.yaml -o mobilenet_v2.py\n"
-               "  netspec eject specs/efficientnet.yaml --variant b0 -o effnet_b0.py --force",
+        epilog="examples:\n  netspec eject mobilenet_v2 -o mobilenet_v2.py\n"
+               "  netspec eject efficientnet_b0 -o effnet_b0.py --force",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
     p.add_argument("-o", "--out", required=True, help="the .py file to write")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import SourceLoc, SpecError
 from .common import add_spec_args
-from .train import add_data_args, resolved
+from .train import add_data_args, classes_decide_num_classes, resolved
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Load weights into the compiled spec and print the validation top-1, top-5 and loss (main "
                     "head). The validation images are those `netspec train` held out with the same recipe seed "
                     "and --val-split.",
-        epilog="example:\n  netspec eval specs/lenet5.yaml --weights runs/lenet5/best.pt --data digits",
+        epilog="example:\n  netspec eval lenet5 --weights runs/lenet5/best.pt --data digits",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p, aux=False)
     add_data_args(p)
@@ -30,6 +30,7 @@ def run(args) -> int:
     from ..train.loop import Dist, evaluate, loader, setup_processes
     from ..train.rundir import load_checkpoint
 
+    classes_decide_num_classes(args)  # as `netspec train` did: the data's classes size the head
     _, graph, recipe, _ = resolved(args)
     path = Path(args.weights)
     if not path.is_file():
@@ -53,5 +54,6 @@ def run(args) -> int:
     m = evaluate(model, loader(data.val, args.batch_size, shuffle=False, seed=recipe.seed, epoch=0, d=d,
                                workers=workers, device=device), device, d)
     print(f"{graph.graph['name']} on {data.name} ({m['n']} validation images): "
-          f"top-1 {m['acc1']:.2%}  top-5 {m['acc5']:.2%}  loss {m['loss']:.4f}")
+          f"top-1 {m['acc1']:.2%}  " + (f"top-5 {m['acc5']:.2%}  " if m["acc5"] is not None else "")
+          + f"loss {m['loss']:.4f}")
     return 0

@@ -30,8 +30,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "expand", help="print the fully resolved spec (scaled, repeats unrolled) as YAML",
         description="Apply a variant / --phi / --res and the spec's scaling policies, unroll every repeat and "
                     "print the result as a spec netspec accepts (it builds to the same graph).",
-        epilog="examples:\n  netspec expand specs/efficientnet.yaml --variant b3\n"
-               "  netspec expand specs/mobilenet_v2.yaml --set scaling.width=0.5 -o mnv2_050.yaml",
+        epilog="examples:\n  netspec expand efficientnet_b3\n"
+               "  netspec expand mobilenet_v2 --set scaling.width=0.5 -o mnv2_050.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p, aux=False)
     p.add_argument("--json", action="store_true", help="print JSON instead of YAML")

@@ -14,10 +14,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "render", help="draw a spec as a Graphviz diagram (DOT, SVG, PNG, PDF)",
         description="Draw the lowered network with Graphviz. Without -o the DOT source is printed; "
                     "-o FILE.svg/.png/.pdf runs the Graphviz `dot` program, -o FILE.dot does not need it.",
-        epilog="examples:\n  netspec render specs/mobilenet_v2.yaml -o mnv2.svg\n"
-               "  netspec render specs/efficientnet.yaml --variant b7 --level stage -o b7.png\n"
-               "  netspec render specs/mobilenet_v2.yaml --level block --expand stages.3.blocks.1 -o x.svg\n"
-               "  netspec render specs/lenet5.yaml --level op --annotate shapes,params,macs",
+        epilog="examples:\n  netspec render mobilenet_v2 -o mnv2.svg\n"
+               "  netspec render efficientnet_b7 --level stage -o b7.png\n"
+               "  netspec render mobilenet_v2 --level block --expand stages.3.blocks.1 -o x.svg\n"
+               "  netspec render lenet5 --level op --annotate shapes,params,macs",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
     p.add_argument("-o", "--out", help="output file: .svg, .png, .pdf (need Graphviz `dot`) or .dot")

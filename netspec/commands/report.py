@@ -19,9 +19,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "receptive field and activation memory (as `netspec analyze --json`), a search box, "
                     "per-stage charts, the G1-G4 audit, the fragmentation and element-wise tables, the family "
                     "of variants and, with --run, a training run's curves. The page: docs/report.md.",
-        epilog="examples:\n  netspec report specs/mobilenet_v2.yaml -o mnv2.html\n"
-               "  netspec report specs/efficientnet.yaml --variant b3 -o b3.html\n"
-               "  netspec report specs/lenet5.yaml --run runs/lenet5 -o lenet5.html",
+        epilog="examples:\n  netspec report mobilenet_v2 -o mnv2.html\n"
+               "  netspec report efficientnet_b3 -o b3.html\n"
+               "  netspec report lenet5 --run runs/lenet5 -o lenet5.html",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
     p.add_argument("-o", "--out", required=True, help="the HTML file to write")

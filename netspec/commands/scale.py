@@ -30,9 +30,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "the base network), or with --search run the EfficientNet paper's step 1 on the analyser: "
                     "enumerate (alpha, beta, gamma) >= 1 on a grid and keep those whose scaled graph has MACs "
                     "within --tolerance of --target times the base.",
-        epilog="examples:\n  netspec scale specs/efficientnet.yaml\n"
-               "  netspec scale specs/efficientnet.yaml --res 224 --phis 1,2,3\n"
-               "  netspec scale specs/efficientnet.yaml --search --target 2 --grid 0.05",
+        epilog="examples:\n  netspec scale efficientnet\n"
+               "  netspec scale efficientnet --res 224 --phis 1,2,3\n"
+               "  netspec scale efficientnet --search --target 2 --grid 0.05",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", help="path of the YAML spec")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",

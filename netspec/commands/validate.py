@@ -10,7 +10,7 @@ def add_parser(sub):
     p = sub.add_parser("validate", help="check a spec without building it (no torch)",
                        description="Validate a spec: YAML syntax, schema, names, block parameters and shapes. "
                                    "Exit 0 when valid, 2 with located errors otherwise.",
-                       epilog="example:\n  netspec validate specs/googlenet.yaml",
+                       epilog="example:\n  netspec validate googlenet",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
     return p

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from .._torchvision import import_torchvision
+from ..extras import require
 from ..errors import SourceLoc, SpecError
 from ..recipe import Augment
 
@@ -79,7 +80,7 @@ def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]
 
 
 def digits(channels: int, seed: int, val_fraction: float) -> Data:
-    from sklearn.datasets import load_digits
+    load_digits = require("sklearn.datasets", "--data digits").load_digits
 
     d = load_digits()
     images = torch.from_numpy(d.images).float().mul(255 / 16).round().clamp(0, 255).to(torch.uint8)
@@ -231,3 +232,17 @@ def batch_mixer(aug: Augment, mixup_alpha: float, num_classes: int):
     if not mixers:
         return None
     return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
+
+
+# --------------------------------------------------------------------------- classes before loading
+
+def data_classes(name: str) -> Optional[list[str]]:
+    """The class names `--data` will have, without reading an image (None for `fake`: the spec decides).
+
+    An image folder's classes are its class folders, sorted (torchvision's ImageFolder order)."""
+    if name == "digits":
+        return [str(i) for i in range(10)]
+    if name == "fake" or not Path(name).is_dir():
+        return None  # load_data reports a missing folder
+    root = Path(name) / "train" if (Path(name) / "train").is_dir() else Path(name)
+    return sorted(entry.name for entry in root.iterdir() if entry.is_dir())

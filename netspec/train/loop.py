@@ -45,6 +45,7 @@ class Options:
     amp: bool = True                    # mixed precision on CUDA
     progress: Optional[bool] = None     # None: a bar on a terminal, plain lines otherwise
     spec_yaml: str = ""                 # the resolved spec, written to RUN_DIR/spec.yaml
+    init: Any = None                    # fine-tuning (--weights): init(model) loads a checkpoint, returns a report
     log: Any = field(default=None)
 
 
@@ -128,13 +129,15 @@ def evaluate(model: nn.Module, dl: DataLoader, device, d: Dist, amp: bool = Fals
     """Loss (plain cross-entropy), top-1 and top-5 of the main head over this process's share, summed over all."""
     model.eval()
     loss_sum, top1, top5, n = 0.0, 0.0, 0.0, 0.0
+    classes = 5
     for x, y in dl:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
             logits = model(x)
         logits = logits.float()
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-        k = min(5, logits.shape[1])
+        classes = logits.shape[1]
+        k = min(5, classes)  # top-5 is reported only with 5 classes or more (else it is always 100%)
         topk = logits.topk(k, dim=1).indices
         hit = topk.eq(y[:, None])
         top1 += hit[:, 0].sum().item()
@@ -142,7 +145,7 @@ def evaluate(model: nn.Module, dl: DataLoader, device, d: Dist, amp: bool = Fals
         n += len(y)
     loss_sum, top1, top5, n = d.sum([loss_sum, top1, top5, n], device)
     n = max(n, 1)
-    return {"loss": loss_sum / n, "acc1": top1 / n, "acc5": top5 / n, "n": int(n)}
+    return {"loss": loss_sum / n, "acc1": top1 / n, "acc5": top5 / n if classes >= 5 else None, "n": int(n)}
 
 
 # --------------------------------------------------------------------------- the run
@@ -189,6 +192,8 @@ def _train(graph, recipe: Recipe, opts: Options, d: Dist, device, compile_fn) ->
     workers = opts.workers if opts.workers is not None else (0 if data.in_memory else min(4, os.cpu_count() or 1))
 
     model = compile_fn(graph, seed=recipe.seed)
+    if opts.init is not None and state is None:  # start from a checkpoint (a resumed run has its own)
+        _say(d, opts.init(model))
     output_names = list(model.output_names)
     if opts.sync_bn and d.world > 1:
         from ..backends.pytorch import NetspecModule
@@ -215,6 +220,7 @@ def _train(graph, recipe: Recipe, opts: Options, d: Dist, device, compile_fn) ->
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     if run and d.main and opts.spec_yaml and start == 0:
         run.write_text("spec.yaml", opts.spec_yaml)
+        run.write_text("classes.json", json.dumps(data.classes, indent=1) + "\n")  # netspec predict names them
     bar = _progress(opts, d)
     _say(d, f"training {graph.graph['name']} on {data.name}: {len(data.train)} train / {len(data.val)} val images, "
             f"{recipe.epochs} epochs, batch {recipe.batch_size} x {d.world} process(es) = {global_batch}, "
@@ -273,7 +279,7 @@ def _train(graph, recipe: Recipe, opts: Options, d: Dist, device, compile_fn) ->
                                          d=d, workers=workers, device=device), device, d, amp)
         schedule.end_epoch(val["acc1"])
         last = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1), "val_loss": val["loss"],
-                "val_acc1": val["acc1"], "val_acc5": val["acc5"],
+                "val_acc1": val["acc1"], **({"val_acc5": val["acc5"]} if val["acc5"] is not None else {}),
                 "images_per_s": seen / train_seconds if train_seconds > 0 else 0.0, "res": list(st["size"]),
                 "seconds": time.perf_counter() - t0, "world_size": d.world, "stage": st["stage"]}
         if st["dropout"] is not None:
@@ -292,7 +298,8 @@ def _train(graph, recipe: Recipe, opts: Options, d: Dist, device, compile_fn) ->
             if epoch + 1 == recipe.epochs or run.curves_due():
                 run.plot_curves()
         _say(d, f"epoch {epoch + 1:>3}/{recipe.epochs}  lr {lr:.4g}  train_loss {last['train_loss']:.4f}  "
-                f"val_loss {val['loss']:.4f}  val_acc1 {val['acc1']:.2%}  val_acc5 {val['acc5']:.2%}  "
+                f"val_loss {val['loss']:.4f}  val_acc1 {val['acc1']:.2%}  "
+                + (f"val_acc5 {val['acc5']:.2%}  " if val["acc5"] is not None else "") +
                 f"res {st['size'][0]}  {last['images_per_s']:.0f} img/s  {last['seconds']:.1f}s")
         d.barrier()
     if opts.check_replicas and d.world > 1:
@@ -302,7 +309,7 @@ def _train(graph, recipe: Recipe, opts: Options, d: Dist, device, compile_fn) ->
         _say(d, f"replicas: {d.world} processes held identical weights after each of {checked} steps")
     if run and d.main:
         _say(d, f"best val_acc1 {best:.2%}; wrote {run.path}/ (metrics.jsonl, checkpoint.pt, best.pt, curves.png, "
-                "spec.yaml)")
+                "spec.yaml, classes.json)")
     return last
 
 

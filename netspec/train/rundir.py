@@ -133,7 +133,8 @@ class RunDir:
         a.set(xlabel="epoch", ylabel="loss", title="loss")
         a.legend()
         b.plot(ep, [r["val_acc1"] for r in rows], label="val top-1")
-        b.plot(ep, [r["val_acc5"] for r in rows], label="val top-5")
+        if all("val_acc5" in r for r in rows):  # not with fewer than 5 classes
+            b.plot(ep, [r["val_acc5"] for r in rows], label="val top-5")
         b.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
         b.legend()
         fig.tight_layout()
