@@ -14,7 +14,7 @@ import sys
 from .errors import SpecError
 
 COMMANDS = ("build", "validate", "analyze", "scale", "expand", "render", "compare", "bench", "schema",
-            "train", "eval", "eject")
+            "train", "eval", "eject", "calibrate")
 
 
 def make_parser() -> argparse.ArgumentParser:
