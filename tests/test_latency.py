@@ -258,3 +258,25 @@ def test_compare_shows_predicted_latency_beside_macs(profile_file, capsys):
     lines = capsys.readouterr().out.splitlines()
     macs = next(i for i, line in enumerate(lines) if line.startswith("MACs "))
     assert lines[macs + 1].split()[:4] == ["predicted", "ms", f"{want[0]:.3f}", f"{want[1]:.3f}"]
+
+
+def test_guideline_tables_show_predicted_latency(profile_file):
+    import importlib.util
+
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("bench_guidelines_latency", ROOT / "bench" / "guidelines.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    table = bench.TABLES[1]                        # G2: group convs at fixed MACs
+    name, configs = table["groups"][0]
+    rows = [{"label": c["label"], "set": c["set"], "paper": c["paper"], "macs": 1, "mem_access": 1, "median_ms": 1.0,
+             "iqr_ms": 0.0, "min_ms": 1.0, "images_per_s": 1000.0 / (i + 1)} for i, c in enumerate(configs)]
+    results = {"machine": "m", "torch": "t", "threads": 1, "rounds": 1, "warmup": 0,
+               "tables": [{"key": "G2", "title": table["title"], "groups": [{"name": name, "rows": rows}]}]}
+    profile = load_profile(profile_file)
+    bench.add_predictions(results, profile)
+    for c, r in zip(configs, rows):
+        assert r["predicted_ms"] == pytest.approx(predict(bench.graph_of(c), profile, 1).network * 1e3)
+    text = bench.render(results)
+    assert "| predicted ms | predicted rel. |" in text and "predicted latency orders it with tau" in text
+    assert "synthetic" in text
