@@ -16,7 +16,7 @@ from netspec.analysis.groups import block_of, stage_of
 from netspec.cli import main
 from netspec.errors import SpecError
 from netspec.latency import load_profile, predict
-from netspec.latency.features import classify, conv_class, node_features
+from netspec.latency.features import classify, conv_class, lineage, node_features
 from netspec.latency.fit import fit_class
 from netspec.latency.profile import FORMAT, parse_profile
 from netspec.latency.search import search
@@ -60,8 +60,11 @@ def test_prediction_is_the_sum_of_the_class_models(profile_file, mnv2):
     p = predict(mnv2, profile, 1)
     classes = classify(mnv2)
     assert set(p.nodes) == set(classes) and "input" not in p.nodes
-    dw = [n for n, c in classes.items() if c == "conv2d/depthwise"]
+    dw = [n for n, c in classes.items() if c.startswith("conv2d/depthwise")]
     assert len(dw) == 17                                           # one per inverted residual block
+    strided = [n for n in dw if classes[n] == "conv2d/depthwise/s2"]
+    assert len(strided) == 4 and p.fallback["conv2d/depthwise/s2"] == "conv2d/depthwise"
+    assert all(p.classes[n] == "conv2d/depthwise" for n in dw)
     for n in dw[:3]:
         assert p.nodes[n] == pytest.approx(by_hand(mnv2, n, 1, SYNTHETIC["batches"]["1"]["classes"]["conv2d/depthwise"]["coef"]))
     bn = next(n for n, c in classes.items() if c.startswith("batchnorm"))
@@ -92,8 +95,10 @@ def test_inplace_plan_and_views_decide_the_class(mnv2):
     assert {c for c in classes.values() if c.startswith("relu6")} == {"relu6+inplace"}
     assert classes["head.dropout"] == "dropout"
     assert node_features(mnv2, "head.dropout", 1) == (1.0, 0.0, 0.0)   # a view: the call only
-    assert conv_class({"groups": 1, "in_channels": 3, "kernel": (3, 3)}) == "conv2d/kxk"
-    assert conv_class({"groups": 4, "in_channels": 64, "kernel": (1, 1)}) == "conv2d/grouped"
+    assert conv_class({"groups": 1, "in_channels": 3, "kernel": (3, 3), "stride": (2, 2)}) == "conv2d/kxk/s2"
+    assert conv_class({"groups": 4, "in_channels": 64, "kernel": (1, 1), "stride": (1, 1)}) == "conv2d/grouped"
+    assert lineage("conv2d/kxk/s2", "conv2d", "conv") == ["conv2d/kxk/s2", "conv2d/kxk", "conv2d", "conv", "*"]
+    assert lineage("relu+inplace", "relu", "activation") == ["relu+inplace", "relu", "activation", "*"]
 
 
 def test_fit_recovers_known_coefficients():

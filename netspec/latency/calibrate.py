@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import networkx as nx
 
 from .. import ops
-from .features import classify, node_features
+from .features import classify, lineage, node_features
 from .fit import fit_class
 from .profile import BatchModel, ClassModel, Profile
 
@@ -135,13 +135,13 @@ def time_forward_overhead(batch: int, tmp: Path, clock: str = "wall") -> float:
 
 
 def fit(samples: dict[int, list[tuple[str, tuple, float]]], op_of: dict[str, tuple[str, str]]) -> dict[int, BatchModel]:
-    """Per batch: a model per cost class, per op (its classes pooled), per kind, and '*' (everything)."""
+    """Per batch: a model per cost class and per wider class of its lineage (conv2d/depthwise pools
+    the strided and unstrided ones, relu its in-place and out-of-place forms), per op, kind and '*'."""
     out = {}
     for b, rows in samples.items():
         groups: dict[str, list[tuple[tuple, float]]] = {}
         for cls, x, t in rows:
-            op, kind = op_of[cls]
-            for g in dict.fromkeys((cls, op, kind, "*")):
+            for g in lineage(cls, *op_of[cls]):
                 groups.setdefault(g, []).append((x, t))
         classes = {}
         for g, pts in groups.items():

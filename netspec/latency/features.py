@@ -21,12 +21,16 @@ INPLACE = "+inplace"
 
 
 def conv_class(a: dict) -> str:
+    """conv2d/{1x1, kxk, grouped, depthwise}, with /s2 for a strided conv (a different kernel: it reads
+    its input with gaps, and in a network a strided depthwise conv reads a just-expanded map)."""
     g, cin = a["groups"], a["in_channels"]
     if g > 1 and g == cin:
-        return "conv2d/depthwise"
-    if g > 1:
-        return "conv2d/grouped"
-    return "conv2d/1x1" if tuple(a["kernel"]) == (1, 1) else "conv2d/kxk"
+        base = "conv2d/depthwise"
+    elif g > 1:
+        base = "conv2d/grouped"
+    else:
+        base = "conv2d/1x1" if tuple(a["kernel"]) == (1, 1) else "conv2d/kxk"
+    return base + ("/s2" if tuple(a["stride"]) != (1, 1) else "")
 
 
 def node_class(G: nx.DiGraph, n: str, inplace: dict) -> str:
@@ -37,12 +41,19 @@ def node_class(G: nx.DiGraph, n: str, inplace: dict) -> str:
     return name + INPLACE if n in inplace else name
 
 
+def lineage(cls: str, op: str, kind: str) -> list[str]:
+    """A class and the wider models it falls back to, most specific first: conv2d/depthwise/s2 ->
+    conv2d/depthwise -> conv2d -> conv -> '*'; relu+inplace -> relu -> activation -> '*'.
+    Calibration fits every one of them, prediction takes the first the profile has."""
+    chain = [cls]
+    while "/" in chain[-1]:
+        chain.append(chain[-1].rsplit("/", 1)[0])
+    return list(dict.fromkeys([*chain, op, kind, "*"]))
+
+
 def fallbacks(G: nx.DiGraph, n: str, cls: str) -> list[str]:
-    """Classes to try, most specific first: the class, the op, the op without in-place, the kind, any op."""
-    d = G.nodes[n]
-    op = ops.get_op(d["op"])
-    chain = [cls, op.name, op.kind.value, "*"]
-    return list(dict.fromkeys(chain))
+    op = ops.get_op(G.nodes[n]["op"])
+    return lineage(cls, op.name, op.kind.value)
 
 
 def node_features(G: nx.DiGraph, n: str, batch: int) -> tuple[float, float, float]:
