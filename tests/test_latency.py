@@ -285,3 +285,21 @@ def test_guideline_tables_show_predicted_latency(profile_file):
     text = bench.render(results)
     assert "| predicted ms | predicted rel. |" in text and "predicted latency orders it with tau" in text
     assert "synthetic" in text
+
+
+def test_latency_bench_statistics():
+    pytest.importorskip("torch")
+    import importlib.util
+
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("bench_latency", ROOT / "bench" / "latency.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert bench.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert bench.kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)   # 2 concordant, 1 discordant
+    rows = [{"model": m, "batch": 1, "zoo": True, "predicted_ms": p, "measured_ms": t, "error": p / t - 1}
+            for m, p, t in (("a", 11.0, 10.0), ("b", 19.0, 20.0), ("c", 45.0, 30.0))]
+    s = bench.summary(rows)["batch 1, zoo"]
+    assert s["median_abs_error"] == pytest.approx(0.1) and s["max_abs_error"] == pytest.approx(0.5)
+    assert s["within_20"] == 2 and s["kendall_tau"] == 1.0 and s["networks"] == 3
