@@ -154,7 +154,7 @@ def plot(res: dict, path: Path) -> None:
         lo = min(min(r["measured_ms"], r["predicted_ms"]) for r in rs) * 0.8
         hi = max(max(r["measured_ms"], r["predicted_ms"]) for r in rs) * 1.25
         ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
-        ax.plot([lo, hi], [lo * 1.2, hi * 1.2], "k:", lw=0.6)
+        ax.plot([lo, hi], [lo * 1.2, hi * 1.2], "k:", lw=0.6, label="±20 %")
         ax.plot([lo, hi], [lo * 0.8, hi * 0.8], "k:", lw=0.6)
         ax.set_xscale("log")
         ax.set_yscale("log")
