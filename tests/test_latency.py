@@ -216,6 +216,8 @@ def test_budget_search_cli(write_spec, profile_file, capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["best"]["predicted_ms"] <= 0.5 < res["base"]["predicted_ms"] * 2
     assert res["objective"] == "efficientnet" and res["budget_ms"] == 0.5 and res["best"]["measured_ms"] is None
+    assert main(["scale", str(path), "--latency-budget", "5ms", "--device", str(profile_file)]) == 2
+    assert "add --search" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["scale", str(path), "--search", "--latency-budget=-3ms"])
     assert "positive latency" in capsys.readouterr().err

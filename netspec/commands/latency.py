@@ -94,6 +94,9 @@ def run_budget_search(args, spec) -> int:
     from ..spec import spec_from_data
     from .common import human, table
 
+    if not args.search:
+        raise SpecError("--latency-budget is an option of the search", SourceLoc("--latency-budget"),
+                        "add --search: netspec scale SPEC --search --latency-budget 25ms")
     try:
         step = exact(args.grid)
     except (ValueError, ZeroDivisionError):

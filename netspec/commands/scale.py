@@ -212,7 +212,7 @@ def _phis(text: Optional[str]) -> list[float]:
 
 def run(args) -> int:
     spec = load_spec(args.spec, overrides=args.overrides)
-    if args.search and args.latency_budget is not None:
+    if args.latency_budget is not None:
         return run_budget_search(args, spec)
     if args.search:
         try:
