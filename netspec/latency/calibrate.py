@@ -31,11 +31,17 @@ from .features import classify, lineage, node_features
 from .fit import fit_class
 from .profile import BatchModel, ClassModel, Profile
 
-ZOO = Path(__file__).resolve().parent.parent.parent / "specs"
+PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def zoo_dir() -> Path:
+    """The zoo's specs: installed beside the package modules (netspec/specs/), else the checkout's specs/."""
+    installed = PACKAGE / "specs"
+    return installed if installed.is_dir() else PACKAGE.parent / "specs"
 
 
 def zoo_specs() -> list[Path]:
-    return sorted(ZOO.glob("*.yaml"))
+    return sorted(zoo_dir().glob("*.yaml"))
 
 
 def cpu_model() -> str:
