@@ -3,6 +3,7 @@
     python bench/guidelines.py              # runs every table (a few minutes on 2 cores), updates the doc
     python bench/guidelines.py --rounds 5   # quicker, noisier
     python bench/guidelines.py --only G2 --no-doc
+    python bench/guidelines.py --render-only --device PROFILE   # add predicted latency to the stored run
 
 Runs the micro-benchmark specs of specs/experiments/ with the paper's ARM
 setting (batch 1, one thread; ARM because that column is single-threaded CPU
@@ -130,6 +131,19 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return s / len(pairs)
 
 
+def add_predictions(results: dict, profile) -> None:
+    """Predicted latency (netspec.latency, no torch) for every row, from the row's own spec and --set."""
+    from netspec.latency import predict
+
+    by_label = {c["label"] + repr(c["set"]): c for t in TABLES for _, cs in t["groups"] for c in cs}
+    for table in results["tables"]:
+        for group in table["groups"]:
+            for r in group["rows"]:
+                cfg = by_label[r["label"] + repr(r["set"])]
+                r["predicted_ms"] = predict(graph_of(cfg), profile, 1).network * 1e3
+    results["profile"] = profile.describe() + f", {profile.device.get('clock', 'wall')} clock"
+
+
 def agreement(rows) -> str:
     ours = [r["images_per_s"] for r in rows]
     paper = [r["paper"] for r in rows]
@@ -140,7 +154,12 @@ def agreement(rows) -> str:
         f"a different fastest configuration (here {rows[best_ours]['label']}, paper {rows[best_paper]['label']})")
     order = "the same ordering as the paper" if tau == 1 else f"Kendall tau {tau:+.2f} against the paper's ordering"
     by_mem = kendall_tau(ours, [-r["mem_access"] for r in rows])
-    return f"{order}; {same_best}; static mem_access predicts this machine's ordering with tau {by_mem:+.2f}"
+    text = f"{order}; {same_best}; static mem_access predicts this machine's ordering with tau {by_mem:+.2f}"
+    if all("predicted_ms" in r for r in rows):
+        pred = [-r["predicted_ms"] for r in rows]
+        text += (f"; predicted latency orders it with tau {kendall_tau(ours, pred):+.2f} "
+                 f"(the paper's with tau {kendall_tau(paper, pred):+.2f})")
+    return text
 
 
 def render(results: dict) -> str:
@@ -148,20 +167,24 @@ def render(results: dict) -> str:
              f"Measured on {results['machine']}, torch {results['torch']}, {results['threads']} thread, batch 1, "
              f"{results['rounds']} interleaved rounds after {results['warmup']} warm-up; speed = 1 / median latency. "
              f"Paper: Snapdragon 810 ARM, one thread, batch 1 (images/s). "
-             f"\"rel.\" is the speed relative to the group's first row. IQR: interquartile range of the latency.", ""]
+             f"\"rel.\" is the speed relative to the group's first row. IQR: interquartile range of the latency."
+             + (f" Predicted: `netspec.latency.predict` with the profile of {results['profile']} "
+                "(bench/latency.py, docs/performance.md)." if results.get("profile") else ""), ""]
     for table in results["tables"]:
         lines += [f"### {table['title']}", ""]
         for group in table["groups"]:
             rows = group["rows"]
+            pred = all("predicted_ms" in r for r in rows)
             lines += [f"**{group['name']}**: {agreement(rows)}.", "",
                       "| configuration | MACs | mem_access | latency ms, median (IQR) | min ms | images/s | rel. "
-                      "| paper ARM images/s | paper rel. |",
-                      "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                      + ("| predicted ms | predicted rel. " if pred else "") + "| paper ARM images/s | paper rel. |",
+                      "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if pred else "") + "---:|---:|"]
             for r in rows:
+                p = (f" {r['predicted_ms']:.2f} | {rows[0]['predicted_ms'] / r['predicted_ms']:.2f} |" if pred else "")
                 lines.append(
                     f"| {r['label']} | {r['macs'] / 1e6:.1f} M | {r['mem_access'] / 1e6:.2f} M | "
                     f"{r['median_ms']:.2f} ({r['iqr_ms']:.2f}) | {r['min_ms']:.2f} | {r['images_per_s']:.1f} | "
-                    f"{r['images_per_s'] / rows[0]['images_per_s']:.2f} | {r['paper']} | {r['paper'] / rows[0]['paper']:.2f} |")
+                    f"{r['images_per_s'] / rows[0]['images_per_s']:.2f} |{p} {r['paper']} | {r['paper'] / rows[0]['paper']:.2f} |")
             lines.append("")
     lines.append(END)
     return "\n".join(lines)
@@ -192,9 +215,20 @@ def main(argv=None) -> int:
     p.add_argument("--only", choices=[t["key"] for t in TABLES], action="append", help="run only these tables")
     p.add_argument("--no-doc", action="store_true", help="do not update docs/guidelines.md")
     p.add_argument("--render-only", action="store_true", help="rewrite the doc from bench/results.json, no timing")
+    p.add_argument("--device", metavar="PROFILE",
+                   help="add predicted latency from this device profile (netspec calibrate; with --render-only "
+                        "the measurements in bench/results.json are kept)")
     args = p.parse_args(argv)
+    profile = None
+    if args.device:
+        from netspec.latency import load_profile
+        profile = load_profile(args.device)
     if args.render_only:
-        write_doc(render(json.loads((ROOT / "bench" / "results.json").read_text(encoding="utf-8"))))
+        results = json.loads((ROOT / "bench" / "results.json").read_text(encoding="utf-8"))
+        if profile is not None:
+            add_predictions(results, profile)
+            (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        write_doc(render(results))
         return 0
     import torch
 
@@ -211,6 +245,8 @@ def main(argv=None) -> int:
             out["groups"].append({"name": name, "rows": run_group(configs, args.rounds, args.warmup, args.threads)})
         results["tables"].append(out)
     results["seconds"] = round(time.time() - t0, 1)
+    if profile is not None:
+        add_predictions(results, profile)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     section = render(results)
     print(section)

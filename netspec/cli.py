@@ -15,7 +15,7 @@ from .errors import SpecError
 from .extras import MissingExtra
 
 COMMANDS = ("build", "validate", "analyze", "scale", "expand", "render", "compare", "bench", "schema",
-            "train", "eval", "predict", "eject", "list", "show", "report")
+            "train", "eval", "predict", "eject", "list", "show", "report", "calibrate")
 
 
 def make_parser() -> argparse.ArgumentParser:

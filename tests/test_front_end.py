@@ -50,6 +50,27 @@ def test_cli_validate_and_schema_without_torch(tmp_path):
     assert "ok - mobilenet_v2" in proc.stdout
 
 
+def test_latency_prediction_without_torch(tmp_path):
+    # analyze --latency and the latency-budget search predict from a profile: no torch (issue 19)
+    from test_latency import SYNTHETIC, TOY
+    import json
+    (tmp_path / "dev.json").write_text(json.dumps(SYNTHETIC))
+    (tmp_path / "toy.yaml").write_text(TOY)
+    proc = run_without_torch(f"""
+        import sys
+        from netspec.cli import main
+        dev = {str(tmp_path / 'dev.json')!r}
+        assert main(['analyze', {str(SPECS / 'mobilenet_v2.yaml')!r}, '--latency', '--device', dev]) == 0
+        assert main(['compare', {str(SPECS / 'mobilenet_v1.yaml')!r}, {str(SPECS / 'mobilenet_v2.yaml')!r},
+                     '--device', dev]) == 0
+        assert main(['scale', {str(tmp_path / 'toy.yaml')!r}, '--search', '--latency-budget', '0.5ms', '--grid', '0.5',
+                     '--device', dev, '--no-measure']) == 0
+        assert 'torch' not in sys.modules
+    """, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "ms predicted" in proc.stdout and "chosen: alpha=" in proc.stdout
+
+
 def test_build_needs_torch_and_says_so(tmp_path):
     # the poisoned torch proves the test above would have caught an import
     proc = run_without_torch(f"""

@@ -7,6 +7,7 @@ import json
 from ..analysis import LEVELS, analyze
 from ..analysis.costs import PROFILES
 from .common import add_spec_args, human, load_graph, positive_int, shape_str, table
+from .latency import add_latency_args, group_latency, latency_line, predicted
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -28,10 +29,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="reference: conv + linear MACs (torchvision's GFLOPS); full: + bias, BN, activations, "
                         "pooling, element-wise (default reference)")
     p.add_argument("--json", action="store_true", help="print the complete report as JSON")
+    add_latency_args(p)
     return p
 
 
-def render_rows(r, level: str) -> str:
+def render_rows(r, level: str, latency=None) -> str:
     frags = {f.block: f for f in r.fragmentation} if level == "block" else {}
     body = []
     for g in r.rows(level):
@@ -42,11 +44,16 @@ def render_rows(r, level: str) -> str:
         if level == "block":
             f = frags.get(g.name)
             row[-1:-1] = [f"{f.fragments}/{f.parallel}" if f else ""]
+        if latency is not None:
+            t = group_latency(latency, g, level)
+            row[-1:-1] = ["" if t is None else f"{t * 1e3:.3f}"]
         body.append(row)
     header = [level, "type", "output", "params", "MACs", "mem_access", "MACs/elem", "RF"]
     align = "llrrrrrl"
     if level == "block":
         header[-1:-1], align = ["frag/par"], "llrrrrrrl"
+    if latency is not None:
+        header[-1:-1], align = ["pred ms"], align[:-1] + "rl"
     return table(body, header, align)
 
 
@@ -98,12 +105,18 @@ def render_audit(r) -> str:
 def run(args) -> int:
     loaded = load_graph(args)
     r = analyze(loaded.graph, batch=args.batch, dtype_bytes=args.dtype_bytes, profile=args.profile)
+    latency = predicted(args, loaded.graph, args.batch)
     if args.json:
-        print(json.dumps(r.to_dict(), indent=1))
+        out = r.to_dict()
+        if latency is not None:
+            out["latency"] = {**latency.prediction.to_dict(), "device": latency.profile.device}
+        print(json.dumps(out, indent=1))
         return 0
     print(render_report(r))
+    if latency is not None:
+        print(latency_line(latency))
     print()
-    print(render_rows(r, args.level))
+    print(render_rows(r, args.level, latency and latency.prediction))
     print()
     print(render_audit(r))
     return 0

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 from ..analysis import analyze
 from .common import add_spec_args, human, load_graph, shape_str
+from .latency import add_latency_args
 
 
 @dataclass
@@ -126,7 +127,21 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=20, help="timed runs (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default 3)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_latency_args(p, flag=False)
     return p
+
+
+def predicted_beside(res: dict, G, device: Optional[str]) -> Optional[dict]:
+    """The profile's prediction for the same graph and batch, beside the measured median (None without a
+    profile: --device, or the per-user default when it exists)."""
+    from ..latency import default_profile_path, load_profile, predict
+
+    if not device and not default_profile_path().is_file():
+        return None
+    profile = load_profile(device)
+    ms = predict(G, profile, res["batch"]).network * 1e3
+    return {"predicted_ms": ms, "error": ms / res["median_ms"] - 1, "profile": profile.path,
+            "profile_threads": profile.threads}
 
 
 def run(args) -> int:
@@ -136,6 +151,9 @@ def run(args) -> int:
     loaded = load_graph(args)
     res = bench_graph(loaded.graph, batch=args.batch, threads=args.threads, warmup=args.warmup,
                       repeat=args.repeat)
+    pred = predicted_beside(res, loaded.graph, args.device)
+    if pred:
+        res.update(pred)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -143,6 +161,11 @@ def run(args) -> int:
           f"{res['repeat']} runs after {res['warmup']} warm-up (torch {res['torch']})")
     print(f"latency     median {res['median_ms']:.3f} ms, IQR {res['iqr_ms']:.3f} ms "
           f"({res['iqr_ms'] / res['median_ms']:.1%}), min {res['min_ms']:.3f} ms, max {res['max_ms']:.3f} ms")
+    if pred:
+        note = ("" if pred["profile_threads"] == res["threads"] else
+                f"; the profile was calibrated at {pred['profile_threads']} thread(s), not {res['threads']}")
+        print(f"predicted   {pred['predicted_ms']:.3f} ms ({pred['error']:+.1%} against the measured median) "
+              f"from {pred['profile']}{note}")
     print(f"throughput  {res['images_per_s']:.1f} images/s, {res['gmacs_per_s']:.2f} GMACs/s")
     print(f"MACs        {res['macs']:,} ({human(res['macs'])}); FLOPs = 2 x MACs = {human(res['flops'])}")
     print(f"mem_access  {res['mem_access']:,} elements ({human(res['mem_access'])})")

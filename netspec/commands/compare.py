@@ -61,6 +61,10 @@ def _compare_options(p: argparse.ArgumentParser, default=None) -> None:
     p.add_argument("--html", metavar="FILE", default=d(None),
                    help="also write the comparison as one self-contained interactive HTML page (docs/report.md)")
     p.add_argument("--force", action="store_true", default=d(False), help="allow --render / --html to replace a file")
+    p.add_argument("--latency", action="store_true", default=d(False),
+                   help="predicted latency beside MACs, from the device profile (netspec calibrate; no torch)")
+    p.add_argument("--device", metavar="PROFILE", default=d(None),
+                   help="device profile JSON (implies --latency; default: the per-user profile)")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -108,7 +112,7 @@ def parse_sides(args: argparse.Namespace) -> list[argparse.Namespace]:
     for group in split_items(args.items, p):
         ns = p.parse_args(group)  # argparse itself takes the options before the first spec
         sides.append(ns)
-        for k in ("variants", "align", "batch", "profile", "json", "render", "html", "force"):
+        for k in ("variants", "align", "batch", "profile", "json", "render", "html", "force", "latency", "device"):
             if hasattr(ns, k):
                 setattr(args, k, getattr(ns, k))
                 delattr(ns, k)
@@ -162,7 +166,7 @@ def pct(x: float) -> str:
     return f"{x:.1%}"
 
 
-def render_text(c: Comparison, files: list[str]) -> str:
+def render_text(c: Comparison, files: list[str], latency_ms: list[float] | None = None) -> str:
     letters = [string.ascii_uppercase[i] if i < 26 else f"N{i}" for i in range(len(c.labels))]
     base, others = letters[0], list(range(1, len(letters)))
     out = [table([[k, lab, f, shape_str(n.input_shape)] for k, lab, f, n in zip(letters, c.labels, files, c.networks)],
@@ -185,8 +189,13 @@ def render_text(c: Comparison, files: list[str]) -> str:
         return [title, *[fmt(v) for v in vals], *diffs]
 
     pp = lambda a, b: signed(round(100 * (a - b), 1), "") + " pp"  # noqa: E731 - percentage points
+    predicted = []
+    if latency_ms:
+        diffs = [h for i in others for h in (signed(round(latency_ms[i] - latency_ms[0], 3), ""),
+                                             ratio(latency_ms[i] / latency_ms[0]))]
+        predicted = [["predicted ms", *[f"{v:.3f}" for v in latency_ms], *diffs]]
     rows = [
-        additive("params", "params"), additive("MACs", "macs"), additive("mem_access", "mem_access"),
+        additive("params", "params"), additive("MACs", "macs"), *predicted, additive("mem_access", "mem_access"),
         plain("MACs/element", "intensity", lambda v: f"{v:.1f}", lambda a, b: signed(round(a - b, 1), "")),
         additive("activation peak", "activation_peak_bytes", lambda v: human(v, "B"),
                  lambda d: ("+" if d > 0 else "−" if d < 0 else "±") + human(abs(d), "B")),
@@ -260,12 +269,21 @@ def run(args) -> int:
             raise SpecError(f"--html: a page is an HTML file, got '{html_out.suffix or html_out.name}'",
                             SourceLoc(str(html_out)), "name it .html")
     c = compare(reports, labels, align=args.align)
+    latency_ms, profile = None, None
+    if args.latency or args.device:
+        from ..latency import load_profile, predict
+        profile = load_profile(args.device)
+        latency_ms = [predict(l.graph, profile, args.batch).network * 1e3 for l in loaded]
     if args.json:
         d = c.to_dict()
         d["specs"] = [ns.spec for ns in sides]
+        if latency_ms:
+            d["predicted_latency_ms"], d["device"] = latency_ms, profile.device
         print(json.dumps(d, indent=1, ensure_ascii=False))
     else:
-        print(render_text(c, [ns.spec for ns in sides]))
+        print(render_text(c, [ns.spec for ns in sides], latency_ms))
+        if profile is not None:
+            print(f"(predicted ms: batch {args.batch} on {profile.describe()}; netspec calibrate)")
     if out is not None:
         rows = [[s.scopes if s else [] for s in r.sides] for r in c.rows]
         R.write(R.render_side_by_side([l.graph for l in loaded], labels, rows), out, force=True)

@@ -21,6 +21,7 @@ from ..rounding import exact
 from ..scale import resolve, spec_data
 from ..spec import Spec, load_spec, spec_from_data
 from .common import human, table
+from .latency import add_budget_args, run_budget_search
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -49,6 +50,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="relative tolerance on the measured MACs ratio (default 0.05)")
     s.add_argument("--top", type=int, default=20, help="candidates to list (default 20)")
     s.add_argument("--bench", action="store_true", help="also time each listed candidate (imports torch)")
+    add_budget_args(s)
     return p
 
 
@@ -210,6 +212,8 @@ def _phis(text: Optional[str]) -> list[float]:
 
 def run(args) -> int:
     spec = load_spec(args.spec, overrides=args.overrides)
+    if args.latency_budget is not None:
+        return run_budget_search(args, spec)
     if args.search:
         try:
             step = exact(args.grid)
