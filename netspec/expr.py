@@ -34,6 +34,39 @@ class ExprError(ValueError):
         self.bare_name = bare_name  # a name written without `$` (the caller may know it as an entry name)
 
 
+def _number(name: str, x: Any) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"{name}() takes a number, got {_short(x)}")
+    return x
+
+
+def _log(x: Any, base: Any = None) -> float:
+    """Natural log, or log to `base` (RegNet: log(w / w0) / log(wm), or log(w / w0, wm))."""
+    x = _number("log", x)
+    if base is None:
+        return math.log(x)
+    return math.log(x, _number("log", base))
+
+
+def _exp(x: Any) -> float:
+    x = _number("exp", x)
+    if x > math.log(_MAX_MAGNITUDE):  # decided before computing: exp(1e308) would overflow
+        raise ValueError(f"exp({x:g}) is larger than {_MAX_MAGNITUDE:.0e}")
+    return math.exp(x)
+
+
+def _sum(values: Any) -> Any:
+    if not isinstance(values, (list, tuple)):
+        raise ValueError(f"sum() takes a list, got {_short(values)}")
+    return sum(values)
+
+
+def _len(values: Any) -> int:
+    if not isinstance(values, (list, tuple, str)):
+        raise ValueError(f"len() takes a list or a string, got {_short(values)}")
+    return len(values)
+
+
 FUNCTIONS = {
     "min": min,
     "max": max,
@@ -44,6 +77,15 @@ FUNCTIONS = {
     "ceil": math.ceil,
     "floor": math.floor,
     "make_divisible": make_divisible,
+    # for design spaces (RegNet's widths from w0, wa, wm): each bounded by _check on its result,
+    # and exp() before it runs; a domain error (log(0), sqrt(-1)) is a located ExprError
+    "log": _log,
+    "log2": lambda x: math.log2(_number("log2", x)),
+    "log10": lambda x: math.log10(_number("log10", x)),
+    "exp": _exp,
+    "sqrt": lambda x: math.sqrt(_number("sqrt", x)),
+    "sum": _sum,
+    "len": _len,
 }
 
 _BINOPS = {

@@ -38,13 +38,15 @@ TORCHVISION = {
     **{n: ("resnet.yaml", n, 64) for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
                                            "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2")},
     **{f"densenet{n}": ("densenet.yaml", f"densenet{n}", 64) for n in (121, 161, 169, 201)},
+    **{f"convnext_{s}": ("convnext.yaml", f"convnext_{s}", 64) for s in ("tiny", "small", "base", "large")},
 }
 AUX = {"googlenet", "inception_v3"}
 # torchvision returns GoogLeNetOutputs(logits, aux_logits2, aux_logits1); netspec returns its
 # outputs in spec order (logits, aux1, aux2)
 TV_OUTPUT_ORDER = {"googlenet": ("logits", "aux2", "aux1"), "inception_v3": ("logits", "AuxLogits")}
 BIG = {"vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m",
-       "efficientnet_v2_l", "resnet152", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2", "densenet161"}
+       "efficientnet_v2_l", "resnet152", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2", "densenet161",
+       "convnext_small", "convnext_base", "convnext_large"}
 
 
 def torchvision_model(name: str):
@@ -76,6 +78,12 @@ def torchvision_model(name: str):
                     torch.mul(rows, cols, out=w)
                 if m.bias is not None:
                     m.bias.uniform_(-0.1, 0.1, generator=gen)
+            elif isinstance(m, (torch.nn.LayerNorm, torch.nn.GroupNorm)):
+                m.weight.uniform_(0.5, 1.5, generator=gen)
+                m.bias.normal_(0, 0.2, generator=gen)
+        for name, p in model.named_parameters():
+            if name.endswith("layer_scale"):  # ConvNeXt's bare parameter; not 1e-6, so each block counts
+                p.uniform_(0.5, 1.5, generator=gen)
     return model
 
 
