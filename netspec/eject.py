@@ -153,6 +153,11 @@ class Ejector:
                 parent, child = ".".join(parts[:i]), ".".join(parts[:i + 1])
                 if child not in self.children[parent]:
                     self.children[parent].append(child)
+        for n in G.nodes:  # registered on the block before its submodules (backends.pytorch._move_first)
+            if n != "input" and ops.get_op(G.nodes[n]["op"]).registers_first:
+                parent = n.rpartition(".")[0]
+                self.children[parent].remove(n)
+                self.children[parent].insert(0, n)
         self.classifiers = self._classifier_nodes()
         self.exprs: dict[str, Any] = {}       # block scope -> its call expression
         self.classes: list[str] = []          # class sources, in definition order

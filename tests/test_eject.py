@@ -27,6 +27,7 @@ CASES = {
     "alexnet": ("alexnet.yaml", None, 64),
     "alexnet_2012": ("alexnet_2012.yaml", None, 96),
     "bn_inception": ("bn_inception.yaml", None, None),
+    "convnext": ("convnext.yaml", None, 32),
     "densenet": ("densenet.yaml", None, 32),
     "densenet121": ("densenet.yaml", "densenet121", 32),
     "efficientnet": ("efficientnet.yaml", None, 32),

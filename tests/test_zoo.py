@@ -111,6 +111,20 @@ ZOO = [
         stages={"stem": (24, 56, 56), "stage2": (240, 28, 28), "stage3": (480, 14, 14), "stage4": (960, 7, 7)},
         head=("avgpool", "flatten", "linear"), bn=BN_DEFAULT, maxpool_ceil=False, run="eval"),
 ]
+
+
+def convnext(name: str, c: tuple, run: Optional[str]) -> Ref:
+    """torchvision's convnext_* as the variant of that name of specs/convnext.yaml (Liu et al. 2022)."""
+    return Ref("convnext", name, 224, variant=name, run=run,
+               stages={"stem": (c[0], 56, 56), "stage1": (c[0], 56, 56), "stage2": (c[1], 28, 28),
+                       "stage3": (c[2], 14, 14), "stage4": (c[3], 7, 7)},
+               head=("global_avgpool", "layernorm", "flatten", "linear"))
+
+
+ZOO += [convnext("convnext_tiny", (96, 192, 384, 768), "eval"),
+        convnext("convnext_small", (96, 192, 384, 768), None),
+        convnext("convnext_base", (128, 256, 512, 1024), None),
+        convnext("convnext_large", (192, 384, 768, 1536), None)]
 IDS = [r.id for r in ZOO]
 
 
