@@ -417,16 +417,20 @@ class Lowerer:
         self.global_env = env
         names = {"input": "input"}
         repeats: dict = {}  # shared by stem, stages and head, like `names`
+        self._stages = None
         self.total_blocks = self.count_stage_blocks(env)
         prev = "input"
         self.add_scope("stem", "stem")
         prev = self.lower_entries(spec.stem, Context("stem", names, env, "stem", path=("stem",), part="stem",
                                                      repeats=repeats), prev)
-        for si, stage in enumerate(spec.stages):
-            scope = f"stages.{stage.name or si}"
-            self.add_scope(scope, "stage", stage=si, label=stage.name or f"stage {si}", loc=spec.locs.loc(("stages", si)))
+        for k, (si, name, stage, stage_env) in enumerate(self.stage_instances(env)):
+            scope = f"stages.{name or k}"
+            if scope in G.graph["scopes"]:
+                raise SpecError(Issue(spec.locs.loc(("stages", si, "name")), f"duplicate stage name '{name}'",
+                                      "stage names (derived ones are the prefix numbered from 1) must be unique"))
+            self.add_scope(scope, "stage", stage=k, label=name or f"stage {k}", loc=spec.locs.loc(("stages", si)))
             G.graph["stages"].append(scope)
-            prev = self.lower_entries(stage.blocks, Context(f"{scope}.blocks", names, env, si,
+            prev = self.lower_entries(stage.blocks, Context(f"{scope}.blocks", names, stage_env, k,
                                                             path=("stages", si, "blocks"), part=scope,
                                                             repeats=repeats), prev)
         self.add_scope("head", "head")
@@ -456,21 +460,68 @@ class Lowerer:
         G.graph["unused"] = [n for n in G if G.out_degree(n) == 0 and n not in outputs and n != "input"]
         return G
 
+    def stage_instances(self, env: dict) -> list:
+        if self._stages is None:
+            self._stages = stage_instances(self.spec, env)
+        return self._stages
+
     def count_stage_blocks(self, env: dict) -> int:
         """How many stage entries `drop_path_rate` spreads over: every stage entry, repeats unrolled
         (`drop_path_counts: stage_entries`), or those whose type is a block (`blocks`)."""
         total = 0
-        for stage in self.spec.stages:
+        for _, _, stage, stage_env in self.stage_instances(env):
             for e in stage.blocks:
                 if self.spec.drop_path_counts == "blocks" and not is_expression(e.type) \
                         and ops.ALIASES.get(e.type, e.type) not in self.templates:
                     continue
                 try:
-                    n = substitute(e.repeat, env) if is_expression(e.repeat) else e.repeat
+                    n = substitute(e.repeat, stage_env) if is_expression(e.repeat) else e.repeat
                 except ExprError:
                     n = 1  # needs $in: counted as one, reported properly when lowered
                 total += n if isinstance(n, int) else 1
         return total
+
+
+def _stage_vars(spec: Spec, si: int, stage, env: dict) -> dict:
+    """A stage's `vars`, evaluated in order over `env`."""
+    env = dict(env)
+    for k, v in stage.vars.items():
+        try:
+            env[k] = substitute(v, env)
+        except ExprError as exc:
+            raise SpecError(Issue(spec.locs.loc(("stages", si, "vars", k)), f"vars.{k}: {exc}", exc.hint)) from None
+    return env
+
+
+def stage_instances(spec: Spec, env: dict) -> list[tuple[int, Optional[str], Any, dict]]:
+    """The network's stages in order: (index in the spec's `stages`, name, stage, its variables). A
+    derived stage (`for` / `in`) gives one instance per item of its list, named `<name>1`, `<name>2`, ..."""
+    out = []
+    for si, stage in enumerate(spec.stages):
+        if stage.for_ is None:
+            out.append((si, stage.name, stage, _stage_vars(spec, si, stage, env)))
+            continue
+        where = spec.locs.loc(("stages", si, "in"))
+        try:
+            items = substitute(stage.in_, env)
+        except ExprError as exc:
+            raise SpecError(Issue(where, f"in: {exc}", exc.hint)) from None
+        if not isinstance(items, list):
+            raise SpecError(Issue(where, f"in: derived stages need a list, got {items!r}"[:200],
+                                  "for example in: runs($block_widths) (a list of [width, depth] pairs)"))
+        if len(items) > MAX_REPEAT:
+            raise SpecError(Issue(where, f"in: {len(items):,} derived stages (at most {MAX_REPEAT:,})"))
+        names = [stage.for_] if isinstance(stage.for_, str) else stage.for_
+        for k, item in enumerate(items):
+            values = [item] if isinstance(stage.for_, str) else item
+            if not isinstance(values, list) or len(values) != len(names):
+                raise SpecError(Issue(where, f"in: item {k} is {item!r}, which does not unpack into "
+                                             f"{', '.join(names)}"[:300],
+                                      f"each item must be a list of {len(names)} values"))
+            stage_env = {**env, **dict(zip(names, values)), "stage_index": k}
+            name = f"{stage.name}{k + 1}" if stage.name else None
+            out.append((si, name, stage, _stage_vars(spec, si, stage, stage_env)))
+    return out
 
 
 def one_repeat(ref: str, repeats: dict) -> Optional[str]:
@@ -486,10 +537,12 @@ def one_repeat(ref: str, repeats: dict) -> Optional[str]:
 def global_env(num_classes: int, variables: dict, locs) -> dict:
     """The variables every top-level entry sees: `$num_classes` and the spec's `vars` (evaluated)."""
     env = {"num_classes": num_classes, **variables}
-    try:
-        return {**env, **{k: substitute(v, env) for k, v in variables.items()}}
-    except ExprError as exc:
-        raise SpecError(Issue(locs.loc(("vars",)), str(exc), exc.hint)) from None
+    for k, v in variables.items():  # in order: a var sees the values of the vars before it
+        try:
+            env[k] = substitute(v, env)
+        except ExprError as exc:
+            raise SpecError(Issue(locs.loc(("vars", k)), f"vars.{k}: {exc}", exc.hint)) from None
+    return env
 
 
 def lower(spec: Spec, *, aux: bool = True) -> nx.DiGraph:

@@ -473,9 +473,25 @@ class InputSpec(Model):
 
 
 class Stage(Model):
-    name: Optional[Name] = None
+    """A stage: a list of entries. With `for` and `in` it is a template of several stages, one per item
+    of the list `in` gives (derived stages: RegNet's stages from its per-block widths)."""
+
+    name: Optional[Name] = Field(None, description="stage name; in a derived stage, a prefix numbered from 1")
     doc: str = ""
+    for_: Optional[Union[Name, Annotated[list[Name], Field(min_length=1, max_length=16)]]] = Field(
+        None, alias="for", description="derived stages: the variable(s) bound to each item of `in` "
+                                       "([width, depth] unpacks an item [w, d])")
+    in_: Optional[Expr] = Field(None, alias="in", description="derived stages: an expression giving the list "
+                                                              "of items, one stage each, e.g. runs($block_widths)")
+    vars: dict[Name, Any] = Field(default_factory=dict, description=(
+        "variables of this stage's entries, evaluated in order after the spec's vars (and `for`)"))
     blocks: list[Entry]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _for_and_in(self) -> "Stage":
+        if (self.for_ is None) != (self.in_ is None):
+            raise ValueError("derived stages need both `for` (the variables) and `in` (the list)")
+        return self
 
 
 class AuxHead(Model):

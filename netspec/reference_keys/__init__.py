@@ -26,6 +26,8 @@ TORCHVISION_CONSTRUCTORS = (
     "wide_resnet50_2", "wide_resnet101_2",
     *(f"densenet{n}" for n in (121, 161, 169, 201)),
     *(f"convnext_{s}" for s in ("tiny", "small", "base", "large")),
+    *(f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")),
+    *(f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")),
 )
 
 
