@@ -344,7 +344,7 @@ def build_list(spec: dict, env: Mapping[str, Any]) -> list:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ExprError(f"list builder: `for` must be a variable name, got {_short(name)}",
                         "for example {for: j, in: 'range($depth)', value: '$w0 + $j * $wa'}")
-    items = substitute(spec["in"], env)
+    items = evaluate(spec["in"], env) if isinstance(spec["in"], str) else substitute(spec["in"], env)
     if not isinstance(items, list):
         raise ExprError(f"list builder: `in` must give a list, got {_short(items)}", "for example in: range($depth)")
     if len(items) > _MAX_LENGTH:

@@ -489,7 +489,7 @@ def _stage_vars(spec: Spec, si: int, stage, env: dict) -> dict:
         try:
             env[k] = substitute(v, env)
         except ExprError as exc:
-            raise SpecError(Issue(spec.locs.loc(("stages", si, "vars", k)), f"vars.{k}: {exc}", exc.hint)) from None
+            raise SpecError(Issue(spec.locs.loc(("stages", si, "vars", k)), str(exc), exc.hint)) from None
     return env
 
 
@@ -541,7 +541,7 @@ def global_env(num_classes: int, variables: dict, locs) -> dict:
         try:
             env[k] = substitute(v, env)
         except ExprError as exc:
-            raise SpecError(Issue(locs.loc(("vars", k)), f"vars.{k}: {exc}", exc.hint)) from None
+            raise SpecError(Issue(locs.loc(("vars", k)), str(exc), exc.hint)) from None
     return env
 
 

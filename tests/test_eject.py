@@ -41,6 +41,8 @@ CASES = {
     "mobilenet_v2": ("mobilenet_v2.yaml", None, 64),
     "mobilenet_v3_large": ("mobilenet_v3_large.yaml", None, 64),
     "mobilenet_v3_small": ("mobilenet_v3_small.yaml", None, 64),
+    "regnet": ("regnet.yaml", None, 32),
+    "regnet_y_400mf": ("regnet.yaml", "regnet_y_400mf", 32),
     "resnet": ("resnet.yaml", None, 32),
     "resnet18": ("resnet.yaml", "resnet18", 32),
     "shufflenet_v1": ("shufflenet_v1.yaml", None, None),

@@ -232,3 +232,64 @@ def test_shadowing_a_primitive_op_stays_an_error(write_spec):
     text = SHADOW.replace("conv_bn_act:", "relu:").replace("{type: conv_bn_act, width: 8}", "{type: relu}")
     message = error_of(write_spec, text)
     assert "shadows the primitive op 'relu'" in message
+
+
+DERIVED = """
+        name: derived
+        input: {channels: 3, size: 32}
+        num_classes: 10
+        vars:
+          depth: 5
+          widths: {for: j, in: "range($depth)", value: "8 * (1 + $j // 2)"}
+          stage_list: runs($widths)
+        stem:
+          - {type: conv2d, name: conv, out: 8, kernel: 3, padding: 1}
+        stages:
+          - name: s
+            for: [width, blocks]
+            in: $stage_list
+            vars: {out: $width * 2}
+            blocks:
+              - {type: conv2d, out: $out, kernel: 3, padding: 1, repeat: $blocks}
+        """ + HEAD
+
+
+def test_list_builder_and_runs():
+    env = {"depth": 5}
+    from netspec.expr import substitute
+    widths = substitute({"for": "j", "in": "range($depth)", "value": "8 * (1 + $j // 2)"}, env)
+    assert widths == [8, 8, 16, 16, 24]
+    assert evaluate("runs($w)", {"w": widths}) == [[8, 2], [16, 2], [24, 1]]
+    assert evaluate("range(2, 5)", {}) == [2, 3, 4]
+
+
+def test_derived_stages_from_a_list(write_spec):
+    G = graph(write_spec, DERIVED)
+    assert G.graph["stages"] == ["stages.s1", "stages.s2", "stages.s3"]
+    convs = [(n, d["shape"][0]) for n, d in G.nodes(data=True) if d["op"] == "conv2d" and n.startswith("stages.")]
+    assert convs == [("stages.s1.blocks.0", 16), ("stages.s1.blocks.1", 16), ("stages.s2.blocks.0", 32),
+                     ("stages.s2.blocks.1", 32), ("stages.s3.blocks.0", 48)]
+
+
+@pytest.mark.parametrize("old, new, where, message", [
+    ('in: $stage_list', 'in: $stage_lst', "stages[0].in", "unknown variable '$stage_lst'"),
+    ('in: $stage_list', 'in: $depth', "stages[0].in", "derived stages need a list"),
+    ('for: [width, blocks]', 'for: [width, blocks, extra]', "stages[0].in", "does not unpack into width, blocks, extra"),
+    ('vars: {out: $width * 2}', 'vars: {out: $widht * 2}', "stages[0].vars.out", "unknown variable '$widht'"),
+    ('value: "8 * (1 + $j // 2)"', 'value: "8 * (1 + $k // 2)"', "vars.widths", "unknown variable '$k'"),
+    ('in: "range($depth)"', 'in: "range(10 ** 6)"', "vars.widths", "longer than"),
+    ('in: "range($depth)"', 'in: {for: i, in: "range(3)", value: $i}', "vars.widths", "do not nest"),
+    ('            in: $stage_list\n', '', "stages[0]", "need both `for`"),
+])
+def test_derived_stage_errors_are_located(write_spec, old, new, where, message):
+    text = DERIVED.replace(old, new)
+    assert text != DERIVED
+    error = error_of(write_spec, text)
+    assert message in error
+    located = [line for line in error.splitlines() if "spec.yaml:" in line]
+    assert located and f": {where}:" in located[0], located
+
+
+def test_derived_stages_are_bounded(write_spec):
+    text = DERIVED.replace("value: \"8 * (1 + $j // 2)\"", "value: $j").replace("depth: 5", "depth: 2000")
+    assert "derived stages (at most 1,000)" in error_of(write_spec, text)
