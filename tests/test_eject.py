@@ -43,6 +43,7 @@ CASES = {
     "mobilenet_v3_small": ("mobilenet_v3_small.yaml", None, 64),
     "regnet": ("regnet.yaml", None, 32),
     "regnet_y_400mf": ("regnet.yaml", "regnet_y_400mf", 32),
+    "repvgg": ("repvgg.yaml", None, 32),
     "resnet": ("resnet.yaml", None, 32),
     "resnet18": ("resnet.yaml", "resnet18", 32),
     "shufflenet_v1": ("shufflenet_v1.yaml", None, None),
