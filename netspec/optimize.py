@@ -200,8 +200,7 @@ def inference_graph(G: nx.DiGraph) -> nx.DiGraph:
         H.graph["reparameterized"][target] = [b for b in branches]
         bypass(add, target)
         for b in branches:
-            if b != target:
-                H.graph["folded_bn"].pop(b, None)
+            if b != target:  # its BN stays counted in `folded_bn`: folded, then merged
                 H.remove_node(b)
     return H
 
