@@ -293,3 +293,18 @@ def test_derived_stage_errors_are_located(write_spec, old, new, where, message):
 def test_derived_stages_are_bounded(write_spec):
     text = DERIVED.replace("value: \"8 * (1 + $j // 2)\"", "value: $j").replace("depth: 5", "depth: 2000")
     assert "derived stages (at most 1,000)" in error_of(write_spec, text)
+
+
+def test_expand_keeps_entries_that_read_the_repeat_index_rolled(write_spec, capsys):
+    path = write_spec("""
+        name: r
+        input: {channels: 3, size: 16}
+        num_classes: 10
+        stages:
+          - blocks:
+              - {type: conv2d, out: "8 * ($i + 1)", kernel: 1, repeat: 3}
+              - {type: conv2d, out: 8, kernel: 1, repeat: 2}
+        """ + HEAD)
+    assert main(["expand", str(path), "-o", str(path.with_name("out.yaml"))]) == 0
+    G = netspec.lower(netspec.load(path.with_name("out.yaml")))
+    assert [d["shape"][0] for n, d in G.nodes(data=True) if d["op"] == "conv2d"] == [8, 16, 24, 8, 8]
