@@ -283,7 +283,7 @@ def _allowed_keys(parent: Any, parent_path: tuple, root: Any) -> list[str]:
     if model is not None:
         return list(model.model_fields)
     for model in (Stage, InputSpec, AuxHead, BlockTemplate, ParamDecl):
-        keys = set(model.model_fields)
+        keys = {f.alias or k for k, f in model.model_fields.items()}  # as written: `for`, not `for_`
         if isinstance(parent, dict) and len(keys & set(parent)) >= 1:
             return list(keys)
     return []

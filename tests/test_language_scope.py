@@ -308,3 +308,8 @@ def test_expand_keeps_entries_that_read_the_repeat_index_rolled(write_spec, caps
     assert main(["expand", str(path), "-o", str(path.with_name("out.yaml"))]) == 0
     G = netspec.lower(netspec.load(path.with_name("out.yaml")))
     assert [d["shape"][0] for n, d in G.nodes(data=True) if d["op"] == "conv2d"] == [8, 16, 24, 8, 8]
+
+
+def test_a_typo_in_a_derived_stage_suggests_the_keys_as_written(write_spec):
+    error = error_of(write_spec, DERIVED.replace("            in: $stage_list", "            inn: $stage_list"))
+    assert "unknown key 'inn'" in error and "did you mean 'in'?" in error
