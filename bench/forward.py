@@ -5,6 +5,7 @@
                                                  #     docs/performance.png and the tables in docs/performance.md
     python bench/forward.py --models mobilenet_v2 --rounds 10 --no-guards   # quicker, noisier
     python bench/forward.py --resume --redo-guards --models none --write-docs  # only the guards again
+    python bench/forward.py --reparam            # RepVGG: training-time blocks vs --optimize's one conv each
 
 One process, one thread setting (`--threads`, default 2). For each model and
 batch size every variant is built, warmed up, and then timed round-robin: one
@@ -245,6 +246,51 @@ def bench_memory(variants: dict, G, res: int, batch: int) -> dict:
             "measured_total_tv_mb": tv_total / mib}
 
 
+REPARAM_RESULTS = ROOT / "bench" / "reparam_results.json"
+
+
+def bench_reparam(variants: list[str], batches: list[int], rounds: int, threads: int) -> dict:
+    """RepVGG's structural re-parameterisation (`--reparam`): the training-time module (netspec's
+    default build: 3x3 + 1x1 + identity-BN branches per block), netspec's `optimize=True` build (one
+    3x3 conv per block, merged at compile time), and timm's model before and after its own
+    `reparameterize()`, all with the same weights; ratios are to the training-time timm model."""
+    import_torchvision()  # timm imports torchvision
+    import timm
+    from netspec.optimize import describe, inference_graph
+    torch.set_num_threads(threads)
+    out = {}
+    for variant in variants:
+        G = netspec.lower(netspec.load(ROOT / "specs" / "repvgg.yaml", variant=variant))
+        ns = compile_graph(G).eval()
+        ref = timm.create_model(variant).eval()
+        if not same_weights(ns, ref):
+            raise SystemExit(f"{variant}: parameters do not line up with timm's")
+        ref_deploy = copy.deepcopy(ref)
+        for mod in ref_deploy.modules():
+            if hasattr(mod, "reparameterize"):
+                mod.reparameterize()
+        fns = {"timm": ref, "timm-reparam": ref_deploy, "netspec": ns, "netspec-opt": optimize_module(ns),
+               "netspec-opt-nchw": optimize_module(ns, channels_last=False)}
+        x = torch.randn(2, 3, 224, 224)
+        with torch.inference_mode():
+            want = ns(x)
+            err = max(((fns[k](x) - want).abs().max() / want.abs().max()).item() for k in ("netspec-opt", "timm-reparam"))
+        merged = describe(G, inference_graph(G))["branches_merged"]
+        out[variant] = {"max_rel_error": err, "blocks_merged": merged}
+        for batch in batches:
+            out[variant][f"batch{batch}"] = summarise(bench_eval(fns, 224, batch, rounds), base="timm")
+    return out
+
+
+def print_reparam(results: dict) -> None:
+    for variant, r in results.items():
+        print(f"{variant}: {r['blocks_merged']} blocks merged, max relative difference {r['max_rel_error']:.1e}")
+        for key, table in r.items():
+            if not key.startswith("batch"):
+                continue
+            print(f"  {key}: " + ", ".join(f"{k} {v['median_ms']:.1f} ms ({v['ratio']:.2f}x)" for k, v in table.items()))
+
+
 def measure_model(m: Model, args, seed: int = 0) -> dict:
     """One process's raw measurements of one model: per-round seconds of every variant (eval, per
     batch; training step), and the memory figures."""
@@ -478,6 +524,10 @@ def main(argv=None) -> int:
                         "large allocations then reuse memory instead of faulting fresh pages in)")
     p.add_argument("--processes", type=int, default=3,
                    help="fresh processes per model, their rounds pooled (default 3; 1: measure in this process)")
+    p.add_argument("--reparam", nargs="*", metavar="VARIANT",
+                   help="RepVGG re-parameterisation only: the training-time module against --optimize's "
+                        "one-conv-per-block build and timm's (default variants: repvgg_a0 repvgg_b1); "
+                        "writes bench/reparam_results.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: measure this spec, write raw samples
     p.add_argument("--worker-seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -487,6 +537,14 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
         (m,) = [m for m in MODELS + EXTRA if m.spec == args.worker]
         Path(args.worker_out).write_text(json.dumps(measure_model(m, args, args.worker_seed)))
+        return 0
+    if args.reparam is not None:
+        results = bench_reparam(args.reparam or ["repvgg_a0", "repvgg_b1"], args.batches, args.rounds, args.threads)
+        results["_conditions"] = {"threads": args.threads, "rounds": args.rounds, "torch": torch.__version__,
+                                  "machine": platform.processor() or platform.machine(),
+                                  "note": "shared machine (other jobs running); ratios within rounds"}
+        REPARAM_RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+        print_reparam({k: v for k, v in results.items() if not k.startswith("_")})
         return 0
     if args.docs_only:
         write_docs(json.loads(RESULTS.read_text()))

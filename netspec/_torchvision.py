@@ -36,3 +36,26 @@ def import_torchvision():
     sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
     import torchvision
     return torchvision
+
+
+def meta_model(constructor: str, **kwargs):
+    """torchvision's `constructor(**kwargs)` on the meta device (no memory, no initialisation).
+    RegNet computes its block widths with torch ops at construction, which need real tensors: that
+    part runs on the CPU."""
+    import torch
+
+    models = import_torchvision().models
+    from torchvision.models import regnet
+
+    original = regnet.BlockParams.from_init_params.__func__
+
+    def on_cpu(cls, *args, **kw):
+        with torch.device("cpu"):
+            return original(cls, *args, **kw)
+
+    regnet.BlockParams.from_init_params = classmethod(on_cpu)
+    try:
+        with torch.device("meta"):
+            return getattr(models, constructor)(**kwargs)
+    finally:
+        regnet.BlockParams.from_init_params = classmethod(original)

@@ -153,6 +153,11 @@ class Ejector:
                 parent, child = ".".join(parts[:i]), ".".join(parts[:i + 1])
                 if child not in self.children[parent]:
                     self.children[parent].append(child)
+        for n in G.nodes:  # registered on the block before its submodules (backends.pytorch._move_first)
+            if n != "input" and ops.get_op(G.nodes[n]["op"]).registers_first:
+                parent = n.rpartition(".")[0]
+                self.children[parent].remove(n)
+                self.children[parent].insert(0, n)
         self.classifiers = self._classifier_nodes()
         self.exprs: dict[str, Any] = {}       # block scope -> its call expression
         self.classes: list[str] = []          # class sources, in definition order
@@ -598,6 +603,34 @@ class StochasticDepth(nn.Module):
         if survival > 0.0:
             noise.div_(survival)
         return x * noise
+''',
+    "LayerNorm2d": '''
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels at each position of (N, C, H, W) (torchvision's LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+''',
+    "ChannelLinear": '''
+class ChannelLinear(nn.Linear):
+    """nn.Linear over the channels at each position (ConvNeXt's channels-last pwconv)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+''',
+    "LayerScale": '''
+class LayerScale(nn.Module):
+    """x * gamma with a learned per-channel gamma (C, 1, 1)."""
+
+    def __init__(self, channels: int, init: float = 1e-6, dims: int = 3):
+        super().__init__()
+        shape = [channels] + [1] * (dims - 1)
+        self.weight = nn.Parameter(torch.full(shape, float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x
 ''',
     "Concat": '''
 class Concat(nn.Module):

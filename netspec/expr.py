@@ -34,6 +34,61 @@ class ExprError(ValueError):
         self.bare_name = bare_name  # a name written without `$` (the caller may know it as an entry name)
 
 
+def _number(name: str, x: Any) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"{name}() takes a number, got {_short(x)}")
+    return x
+
+
+def _log(x: Any, base: Any = None) -> float:
+    """Natural log, or log to `base` (RegNet: log(w / w0) / log(wm), or log(w / w0, wm))."""
+    x = _number("log", x)
+    if base is None:
+        return math.log(x)
+    return math.log(x, _number("log", base))
+
+
+def _exp(x: Any) -> float:
+    x = _number("exp", x)
+    if x > math.log(_MAX_MAGNITUDE):  # decided before computing: exp(1e308) would overflow
+        raise ValueError(f"exp({x:g}) is larger than {_MAX_MAGNITUDE:.0e}")
+    return math.exp(x)
+
+
+def _sum(values: Any) -> Any:
+    if not isinstance(values, (list, tuple)):
+        raise ValueError(f"sum() takes a list, got {_short(values)}")
+    return sum(values)
+
+
+def _len(values: Any) -> int:
+    if not isinstance(values, (list, tuple, str)):
+        raise ValueError(f"len() takes a list or a string, got {_short(values)}")
+    return len(values)
+
+
+def _range(*args: Any) -> list:
+    if not 1 <= len(args) <= 2 or any(isinstance(a, bool) or not isinstance(a, int) for a in args):
+        raise ValueError("range() takes one or two integers: range(n) is 0 .. n-1, range(a, b) is a .. b-1")
+    start, stop = (0, args[0]) if len(args) == 1 else args
+    if stop - start > _MAX_LENGTH:  # decided before building the list
+        raise ValueError(f"range of {stop - start:,} values is longer than {_MAX_LENGTH:,}")
+    return list(range(start, stop))
+
+
+def _runs(values: Any) -> list:
+    """Run-length encoding: [a, a, b] -> [[a, 2], [b, 1]] (RegNet: per-block widths -> stages)."""
+    if not isinstance(values, (list, tuple)):
+        raise ValueError(f"runs() takes a list, got {_short(values)}")
+    out: list = []
+    for v in values:
+        if out and out[-1][0] == v:
+            out[-1][1] += 1
+        else:
+            out.append([v, 1])
+    return out
+
+
 FUNCTIONS = {
     "min": min,
     "max": max,
@@ -44,6 +99,17 @@ FUNCTIONS = {
     "ceil": math.ceil,
     "floor": math.floor,
     "make_divisible": make_divisible,
+    # for design spaces (RegNet's widths from w0, wa, wm): each bounded by _check on its result,
+    # and exp() before it runs; a domain error (log(0), sqrt(-1)) is a located ExprError
+    "log": _log,
+    "log2": lambda x: math.log2(_number("log2", x)),
+    "log10": lambda x: math.log10(_number("log10", x)),
+    "exp": _exp,
+    "sqrt": lambda x: math.sqrt(_number("sqrt", x)),
+    "sum": _sum,
+    "len": _len,
+    "range": _range,
+    "runs": _runs,
 }
 
 _BINOPS = {
@@ -247,15 +313,57 @@ def bare_name_hint(name: str, variables: Mapping[str, Any], entries: Any = ()) -
     return "variables are written with a dollar sign ($name), entry names as quoted strings ('name')"
 
 
+LIST_BUILDER = frozenset({"for", "in", "value"})
+
+
+def is_list_builder(value: Any) -> bool:
+    """`{for: j, in: "range($depth)", value: "$w0 + $j * $wa"}`: a list written as data."""
+    return isinstance(value, dict) and set(value) == LIST_BUILDER
+
+
+def _holds_list_builder(value: Any) -> bool:
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if is_list_builder(v):
+            return True
+        if isinstance(v, dict):
+            todo.extend(v.values())
+        elif isinstance(v, list):
+            todo.extend(v)
+    return False
+
+
+def build_list(spec: dict, env: Mapping[str, Any]) -> list:
+    """The list `[value for <for> in <in>]`, each value evaluated with the loop variable bound (as
+    `$<for>`). Bounded: the `in` list has at most _MAX_LENGTH items, each value one bounded expression."""
+    if _holds_list_builder(spec["in"]) or _holds_list_builder(spec["value"]):
+        raise ExprError("list builders do not nest (the work would multiply)",
+                        "build the inner list as a variable of its own first")
+    name = spec["for"]
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ExprError(f"list builder: `for` must be a variable name, got {_short(name)}",
+                        "for example {for: j, in: 'range($depth)', value: '$w0 + $j * $wa'}")
+    items = evaluate(spec["in"], env) if isinstance(spec["in"], str) else substitute(spec["in"], env)
+    if not isinstance(items, list):
+        raise ExprError(f"list builder: `in` must give a list, got {_short(items)}", "for example in: range($depth)")
+    if len(items) > _MAX_LENGTH:
+        raise ExprError(f"list builder: `in` has {len(items):,} items (at most {_MAX_LENGTH:,})")
+    return [substitute(spec["value"], {**env, name: item}) for item in items]
+
+
 def substitute(value: Any, env: Mapping[str, Any]) -> Any:
     """Evaluate every expression inside a (nested) value.
 
-    A string that is exactly one `$name` keeps the variable's type (a list stays a list).
+    A string that is exactly one `$name` keeps the variable's type (a list stays a list). A mapping
+    with exactly the keys `for`, `in` and `value` builds a list (`build_list`).
     """
     if is_expression(value):
         return evaluate(value, env)
     if isinstance(value, list):
         return [substitute(v, env) for v in value]
+    if is_list_builder(value):
+        return build_list(value, env)
     if isinstance(value, dict):
         return {k: substitute(v, env) for k, v in value.items()}
     return value

@@ -34,7 +34,7 @@ from .errors import Issue, SourceLoc, SpecError, did_you_mean
 from .expr import ExprError, bare_name_hint, is_expression, substitute, variables
 from .infer import infer_op
 from .limits import MAX_GRAPH_NODES, MAX_REPEAT
-from .spec import PARAM_TYPES, BlockTemplate, CustomEntry, EntryBase, Spec
+from .spec import PARAM_TYPES, BlockTemplate, CustomEntry, EntryBase, Spec, library
 
 COMMON_FIELDS = ("type", "name", "inputs", "repeat", "when")
 # a reference to repeats of a named entry: `f.2`, `f.-1`, `f[-1]` (one repeat), `f.*` (all so far)
@@ -59,6 +59,7 @@ class Context:
     defined: set = field(default_factory=set)  # names written in this body (a later part may shadow them)
     tpl_path: Optional[tuple] = None  # spec path of the body when inside a block the spec defines itself
     repeats: dict = field(default_factory=dict)  # entry name -> the outputs of its repeats, in order (`f.0`, `f.*`)
+    in_library: bool = False       # inside a library block: block types resolve in the library
 
 
 @lru_cache(maxsize=None)
@@ -82,6 +83,8 @@ class Lowerer:
         self.block_index = 0
         self.top_entry: tuple = (None, None, 1)  # set by lower_entry: (context, index, repeat)
         self.total_blocks = 0
+        self.global_env: dict = {}
+        self.from_defaults: set = set()  # (type, parameter) pairs `defaults:` has supplied
 
     # ------------------------------------------------------------------ helpers
     def loc(self, ctx: Context, index: Optional[int], key: Optional[str] = None) -> SourceLoc:
@@ -99,6 +102,15 @@ class Lowerer:
                 inside = f" (entry at {tloc.file}:{tloc.line}:{tloc.col} {tloc.path})"
             message = f"in block {' > '.join(ctx.trace)}{inside}: {message}"
         raise SpecError(Issue(where, message, hint))
+
+    def fail_param(self, ctx: Context, index: Optional[int], type_name: str, key: str, message: str, hint: str = ""):
+        """A bad parameter value: at the defaults line when `defaults:` supplied it, else at the entry."""
+        where = self.defaults_loc(type_name, key)
+        if where is None:
+            self.fail(ctx, index, message, hint, key if not ctx.trace else None)
+        at = self.loc(ctx, index)
+        raise SpecError(Issue(where, f"{message} (a default, applied to the entry at {at.file}:{at.line}:{at.col} "
+                                     f"{at.path})", hint))
 
     def resolve_value(self, value: Any, env: dict, ctx: Context, index: Optional[int], key: str) -> Any:
         try:
@@ -211,18 +223,25 @@ class Lowerer:
             return prev
         type_name = ops.ALIASES.get(type_name, type_name)
         given = entry_params(e)
+        templates = self.scope_templates(ctx)
+        counts_for_drop_path = ctx.stage not in ("stem", "head", "aux") and not ctx.trace and (
+            self.spec.drop_path_counts == "stage_entries" or type_name in templates)
         part = e.name
         out = prev
         for k in range(repeat):
             if k > 0:
                 inputs = self.resolve_inputs(e, i, ctx, out, own=own) if self_ref else [out]
             env = self.input_env(ctx.env, inputs[0])
-            params = {key: self.resolve_value(v, env, ctx, i, key) for key, v in given.items()}
-            if k > 0 and "stride" in self.param_names(type_name):
-                params["stride"] = 1  # only the first repeat carries the stride
-            if ctx.stage not in ("stem", "head", "aux") and not ctx.trace:
-                env["drop_path"] = self.spec.drop_path_rate * self.block_index / max(self.total_blocks, 1)
+            # the repeat's index and count; a variable or parameter of the same name wins (specs
+            # written before these existed keep their meaning)
+            env = {"i": k, "n": repeat, **env}
+            if counts_for_drop_path:
+                env["drop_path"] = self.drop_path_at(self.block_index)
                 self.block_index += 1
+            params = {key: self.resolve_value(v, env, ctx, i, key) for key, v in given.items()}
+            params = {**self.resolve_defaults(type_name, params, env, ctx, i), **params}
+            if k > 0 and "stride" in self.param_names(type_name, templates):
+                params["stride"] = 1  # only the first repeat carries the stride
             # unnamed entries are numbered after unrolling (stages.2.blocks.3); named ones keep their name
             node_part = (part if repeat == 1 else f"{part}.{k}") if e.name else str(ctx.unrolled)
             ctx.unrolled += 1
@@ -235,10 +254,10 @@ class Lowerer:
                 chain = " > ".join(ctx.trace[ctx.trace.index(type_name):] + (type_name,))
                 self.fail(ctx, i, f"block '{type_name}' refers to itself ({chain})",
                           "a block cannot contain itself, directly or through other blocks", "type")
-            elif type_name in self.templates:
-                out = self.expand_block(type_name, params, inputs, node_id, ctx, i, env)
+            elif type_name in templates:
+                out = self.expand_block(type_name, templates, params, inputs, node_id, ctx, i, env)
             else:
-                choices = sorted({*ops.OPS, *self.templates} - {"input"})
+                choices = sorted({*ops.OPS, *templates} - {"input"})
                 self.fail(ctx, i, f"unknown type '{type_name}'", did_you_mean(type_name, choices, "types"), "type")
             own.append(out)
         if e.name:
@@ -262,10 +281,48 @@ class Lowerer:
                     return True
         return False
 
-    def param_names(self, type_name: str) -> set[str]:
+    def param_names(self, type_name: str, templates: dict) -> set[str]:
         if ops.is_op(type_name):
             return set(ops.get_op(type_name).Params.model_fields)
-        return set(self.templates[type_name].params)
+        return set(templates[type_name].params)
+
+    def scope_templates(self, ctx: Context) -> dict:
+        """The block types visible here: inside a library block the library's own (a spec's block of
+        the same name does not change it), elsewhere the spec's blocks over the library's."""
+        return library() if ctx.in_library else self.templates
+
+    def drop_path_at(self, index: int) -> float:
+        """Stochastic depth of the index-th counted stage entry (docs/spec-language.md): rate * i / n,
+        or rate * i / (n - 1) (torchvision's ConvNeXt: the last block gets the full rate)."""
+        total = self.total_blocks - (1 if self.spec.drop_path_spread == "index/(total-1)" else 0)
+        return self.spec.drop_path_rate * index / max(total, 1)
+
+    def resolve_defaults(self, type_name: str, written: dict, env: dict, ctx: Context, i: int) -> dict:
+        """The spec's `defaults:` for this entry's type, for the parameters it does not write, evaluated
+        in the entry's scope (its `$in`, block parameters, `$i`); errors point at the defaults line."""
+        defaults = self.spec.defaults.get(type_name)
+        if not defaults:
+            return {}
+        out = {}
+        for key, value in defaults.items():
+            if key in written:
+                continue
+            try:
+                # the entry's scope over the spec's vars: `momentum: $bn_m` reaches entries inside blocks
+                out[key] = substitute(value, {**self.global_env, **env})
+            except ExprError as exc:
+                at = self.loc(ctx, i)
+                where = self.spec.locs.loc(("defaults", type_name, key))
+                raise SpecError(Issue(where, f"{key}: {exc} (applied to the entry at {at.file}:{at.line}:{at.col} "
+                                             f"{at.path})", exc.hint)) from None
+            self.from_defaults.add((type_name, key))
+        return out
+
+    def defaults_loc(self, type_name: str, key: str) -> Optional[SourceLoc]:
+        """Where a parameter came from when `defaults:` supplied it (for errors in its value)."""
+        if (type_name, key) in self.from_defaults and key in self.spec.defaults.get(type_name, {}):
+            return self.spec.locs.loc(("defaults", type_name, key))
+        return None
 
     # ------------------------------------------------------------------ ops
     def add_op(self, type_name: str, params: dict, inputs: list[str], node_id: str, ctx: Context, i: int) -> str:
@@ -276,15 +333,14 @@ class Lowerer:
                       "the largest networks have a few thousand ops; check repeats and depth multipliers",
                       "repeat" if top_repeat > 1 else None)
         op = ops.get_op(type_name)
-        merged = {**self.spec.defaults.get(op.name, {}), **params}
         try:
-            p = op.Params.model_validate(merged)
+            p = op.Params.model_validate(params)
         except ValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(str(x) for x in err["loc"])
             got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
             hint = did_you_mean(key, list(op.Params.model_fields), "parameters") if err["type"] == "extra_forbidden" else ""
-            self.fail(ctx, i, f"{op.name} '{node_id}': {key}: {err['msg']}{got}", hint, key if not ctx.trace else None)
+            self.fail_param(ctx, i, op.name, key, f"{op.name} '{node_id}': {key}: {err['msg']}{got}", hint)
         if op.arity is not None and len(inputs) != op.arity:
             self.fail(ctx, i, f"{op.name} takes {op.arity} input(s), got {len(inputs)}", "check `inputs:`", "inputs")
         if op.arity is None and len(inputs) < op.min_inputs:
@@ -305,11 +361,10 @@ class Lowerer:
         return node_id
 
     # ------------------------------------------------------------------ blocks
-    def expand_block(self, type_name: str, params: dict, inputs: list[str], scope: str, ctx: Context,
-                     i: int, env: dict) -> str:
-        tpl: BlockTemplate = self.templates[type_name]
-        merged = {**self.spec.defaults.get(type_name, {}), **params}
-        bound, problems = tpl.bind(merged)
+    def expand_block(self, type_name: str, templates: dict, params: dict, inputs: list[str], scope: str,
+                     ctx: Context, i: int, env: dict) -> str:
+        tpl: BlockTemplate = templates[type_name]
+        bound, problems = tpl.bind(params)
         if problems:
             key, msg, hint = problems[0]
             self.fail(ctx, i, f"{msg} of block '{type_name}'", hint)
@@ -318,7 +373,8 @@ class Lowerer:
                 try:
                     bound[key] = _adapter(decl.type).validate_python(bound[key])
                 except ValidationError as exc:
-                    self.fail(ctx, i, f"{type_name}.{key}: {exc.errors()[0]['msg']} (got {bound[key]!r})", decl.doc, key)
+                    self.fail_param(ctx, i, type_name, key,
+                                    f"{type_name}.{key}: {exc.errors()[0]['msg']} (got {bound[key]!r})", decl.doc)
         benv = {"num_classes": env["num_classes"], "drop_path": env.get("drop_path", 0.0),
                 **{k: v for k, v in env.items() if k in ("in", "in_h", "in_w")}, **bound}
         for var, expr in tpl.vars.items():
@@ -335,7 +391,9 @@ class Lowerer:
                         repeats={"input": list(inputs)},  # `input.*`: every input of the block
                         call_loc=self.loc(ctx, i), trace=ctx.trace + (type_name,), blocks=ctx.blocks + (scope,),
                         part=ctx.part,
-                        tpl_path=("blocks", type_name, "body") if type_name in self.spec.blocks else None)
+                        in_library=ctx.in_library or type_name not in self.spec.blocks,
+                        tpl_path=("blocks", type_name, "body") if type_name in self.spec.blocks
+                        and not ctx.in_library else None)
         out = self.lower_entries(tpl.body, inner, inputs[0])
         if tpl.output:
             if tpl.output not in names:
@@ -356,18 +414,23 @@ class Lowerer:
                    buffers={}, scope="", blocks=(), stage="stem", part=None, aux=False,
                    loc=spec.locs.loc(("input",)), template=())
         env = global_env(spec.num_classes, spec.vars, spec.locs)
+        self.global_env = env
         names = {"input": "input"}
         repeats: dict = {}  # shared by stem, stages and head, like `names`
+        self._stages = None
         self.total_blocks = self.count_stage_blocks(env)
         prev = "input"
         self.add_scope("stem", "stem")
         prev = self.lower_entries(spec.stem, Context("stem", names, env, "stem", path=("stem",), part="stem",
                                                      repeats=repeats), prev)
-        for si, stage in enumerate(spec.stages):
-            scope = f"stages.{stage.name or si}"
-            self.add_scope(scope, "stage", stage=si, label=stage.name or f"stage {si}", loc=spec.locs.loc(("stages", si)))
+        for k, (si, name, stage, stage_env) in enumerate(self.stage_instances(env)):
+            scope = f"stages.{name or k}"
+            if scope in G.graph["scopes"]:
+                raise SpecError(Issue(spec.locs.loc(("stages", si, "name")), f"duplicate stage name '{name}'",
+                                      "stage names (derived ones are the prefix numbered from 1) must be unique"))
+            self.add_scope(scope, "stage", stage=k, label=name or f"stage {k}", loc=spec.locs.loc(("stages", si)))
             G.graph["stages"].append(scope)
-            prev = self.lower_entries(stage.blocks, Context(f"{scope}.blocks", names, env, si,
+            prev = self.lower_entries(stage.blocks, Context(f"{scope}.blocks", names, stage_env, k,
                                                             path=("stages", si, "blocks"), part=scope,
                                                             repeats=repeats), prev)
         self.add_scope("head", "head")
@@ -397,16 +460,68 @@ class Lowerer:
         G.graph["unused"] = [n for n in G if G.out_degree(n) == 0 and n not in outputs and n != "input"]
         return G
 
+    def stage_instances(self, env: dict) -> list:
+        if self._stages is None:
+            self._stages = stage_instances(self.spec, env)
+        return self._stages
+
     def count_stage_blocks(self, env: dict) -> int:
+        """How many stage entries `drop_path_rate` spreads over: every stage entry, repeats unrolled
+        (`drop_path_counts: stage_entries`), or those whose type is a block (`blocks`)."""
         total = 0
-        for stage in self.spec.stages:
+        for _, _, stage, stage_env in self.stage_instances(env):
             for e in stage.blocks:
+                if self.spec.drop_path_counts == "blocks" and not is_expression(e.type) \
+                        and ops.ALIASES.get(e.type, e.type) not in self.templates:
+                    continue
                 try:
-                    n = substitute(e.repeat, env) if is_expression(e.repeat) else e.repeat
+                    n = substitute(e.repeat, stage_env) if is_expression(e.repeat) else e.repeat
                 except ExprError:
                     n = 1  # needs $in: counted as one, reported properly when lowered
                 total += n if isinstance(n, int) else 1
         return total
+
+
+def _stage_vars(spec: Spec, si: int, stage, env: dict) -> dict:
+    """A stage's `vars`, evaluated in order over `env`."""
+    env = dict(env)
+    for k, v in stage.vars.items():
+        try:
+            env[k] = substitute(v, env)
+        except ExprError as exc:
+            raise SpecError(Issue(spec.locs.loc(("stages", si, "vars", k)), str(exc), exc.hint)) from None
+    return env
+
+
+def stage_instances(spec: Spec, env: dict) -> list[tuple[int, Optional[str], Any, dict]]:
+    """The network's stages in order: (index in the spec's `stages`, name, stage, its variables). A
+    derived stage (`for` / `in`) gives one instance per item of its list, named `<name>1`, `<name>2`, ..."""
+    out = []
+    for si, stage in enumerate(spec.stages):
+        if stage.for_ is None:
+            out.append((si, stage.name, stage, _stage_vars(spec, si, stage, env)))
+            continue
+        where = spec.locs.loc(("stages", si, "in"))
+        try:
+            items = substitute(stage.in_, env)
+        except ExprError as exc:
+            raise SpecError(Issue(where, f"in: {exc}", exc.hint)) from None
+        if not isinstance(items, list):
+            raise SpecError(Issue(where, f"in: derived stages need a list, got {items!r}"[:200],
+                                  "for example in: runs($block_widths) (a list of [width, depth] pairs)"))
+        if len(items) > MAX_REPEAT:
+            raise SpecError(Issue(where, f"in: {len(items):,} derived stages (at most {MAX_REPEAT:,})"))
+        names = [stage.for_] if isinstance(stage.for_, str) else stage.for_
+        for k, item in enumerate(items):
+            values = [item] if isinstance(stage.for_, str) else item
+            if not isinstance(values, list) or len(values) != len(names):
+                raise SpecError(Issue(where, f"in: item {k} is {item!r}, which does not unpack into "
+                                             f"{', '.join(names)}"[:300],
+                                      f"each item must be a list of {len(names)} values"))
+            stage_env = {**env, **dict(zip(names, values)), "stage_index": k}
+            name = f"{stage.name}{k + 1}" if stage.name else None
+            out.append((si, name, stage, _stage_vars(spec, si, stage, stage_env)))
+    return out
 
 
 def one_repeat(ref: str, repeats: dict) -> Optional[str]:
@@ -422,10 +537,12 @@ def one_repeat(ref: str, repeats: dict) -> Optional[str]:
 def global_env(num_classes: int, variables: dict, locs) -> dict:
     """The variables every top-level entry sees: `$num_classes` and the spec's `vars` (evaluated)."""
     env = {"num_classes": num_classes, **variables}
-    try:
-        return {**env, **{k: substitute(v, env) for k, v in variables.items()}}
-    except ExprError as exc:
-        raise SpecError(Issue(locs.loc(("vars",)), str(exc), exc.hint)) from None
+    for k, v in variables.items():  # in order: a var sees the values of the vars before it
+        try:
+            env[k] = substitute(v, env)
+        except ExprError as exc:
+            raise SpecError(Issue(locs.loc(("vars", k)), str(exc), exc.hint)) from None
+    return env
 
 
 def lower(spec: Spec, *, aux: bool = True) -> nx.DiGraph:

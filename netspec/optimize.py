@@ -18,8 +18,10 @@ so both are decisions over the IR:
   allocations of a conv-BN-activation chain disappear.
 * `inference_graph(G)` - the IR of the inference-only build
   (`netspec.compile(G, optimize=True)`): batch norm folded into the conv / linear
-  before it, dropout, stochastic depth and identity removed. The torch side
-  (`backends/torch_optimize.py`) folds the weights the same way.
+  before it, dropout, stochastic depth and identity removed, and parallel linear
+  branches of one input summed by an add (RepVGG's 3x3 + 1x1 + identity-BN block)
+  merged into one conv: compile-time structural re-parameterisation. The torch side
+  (`backends/torch_optimize.py`) folds and merges the weights the same way.
 """
 from __future__ import annotations
 
@@ -187,7 +189,69 @@ def inference_graph(G: nx.DiGraph) -> nx.DiGraph:
     for n in list(H.nodes):
         if _op(H, n) in INFERENCE_IDENTITIES:
             bypass(n, H.nodes[n]["inputs"][0])
+    H.graph["reparameterized"] = {}
+    for add, (target, branches) in parallel_branches(H).items():
+        # structural re-parameterisation (Ding et al. 2021, RepVGG): every branch is linear in the
+        # same input, so their sum is one conv whose kernel is the sum of the (centred) kernels
+        attrs = dict(H.nodes[target]["attrs"])
+        attrs["bias"] = True
+        H.nodes[target]["attrs"] = attrs
+        H.nodes[target]["reparam"] = [(b, H.nodes[b].get("folded_bn")) for b in branches]
+        H.graph["reparameterized"][target] = [b for b in branches]
+        bypass(add, target)
+        for b in branches:
+            if b != target:  # its BN stays counted in `folded_bn`: folded, then merged
+                H.remove_node(b)
     return H
+
+
+def _centred(a: dict) -> bool:
+    """A conv whose window is centred on its output position: odd kernel, padding (k - 1) / 2, no dilation."""
+    kh, kw = a["kernel"]
+    return (kh % 2 == 1 and kw % 2 == 1 and tuple(a["dilation"]) == (1, 1)
+            and tuple(a["pad"]) == ((kh - 1) // 2, (kh - 1) // 2, (kw - 1) // 2, (kw - 1) // 2))
+
+
+def parallel_branches(H: nx.DiGraph) -> dict[str, tuple[str, list[str]]]:
+    """{add node: (the conv the branches merge into, the branches)} for every add whose inputs are
+    parallel linear branches of one input: centred convs (BN already folded in) with the same stride,
+    groups and output, and at most one eval-mode batch norm of the input itself (the identity branch,
+    only where the shapes allow). RepVGG's 3x3 + 1x1 + identity-BN block is one; any spec with that
+    pattern is another. The merged conv has the largest kernel."""
+    found = {}
+    outputs = _outputs(H)
+    for n in H.nodes:
+        if _op(H, n) != "add":
+            continue
+        ins = H.nodes[n]["inputs"]
+        if len(ins) < 2 or len(set(ins)) != len(ins):
+            continue
+        sources = set()
+        convs, norms = [], []
+        for b in ins:
+            data = H.nodes[b]
+            if b in outputs or list(H.successors(b)) != [n] or data["op"] == "input" or len(data["inputs"]) != 1:
+                break
+            sources.add(data["inputs"][0])
+            if _op(H, b) == "conv2d" and _centred(data["attrs"]):
+                convs.append(b)
+            elif _op(H, b) == "batchnorm" and len(data["shape"]) == 3 and "running_mean" in data["buffers"]:
+                norms.append(b)
+            else:
+                break
+        else:
+            if len(sources) != 1 or not convs or len(norms) > 1:
+                continue
+            first = H.nodes[convs[0]]["attrs"]
+            if any((tuple(H.nodes[c]["attrs"]["stride"]), H.nodes[c]["attrs"]["groups"], H.nodes[c]["shape"])
+                   != (tuple(first["stride"]), first["groups"], H.nodes[convs[0]]["shape"]) for c in convs):
+                continue
+            (x,) = sources
+            if norms and (tuple(first["stride"]) != (1, 1) or H.nodes[x]["shape"] != H.nodes[convs[0]]["shape"]):
+                continue
+            target = max(convs, key=lambda c: tuple(H.nodes[c]["attrs"]["kernel"]))
+            found[n] = (target, [*convs, *norms])
+    return found
 
 
 def describe(G: nx.DiGraph, H: nx.DiGraph) -> dict[str, int]:
@@ -196,6 +260,7 @@ def describe(G: nx.DiGraph, H: nx.DiGraph) -> dict[str, int]:
     return {
         "batchnorm_folded": len(H.graph.get("folded_bn", {})),
         "identities_removed": sum(1 for n in removed if _op(G, n) in INFERENCE_IDENTITIES),
+        "branches_merged": len(H.graph.get("reparameterized", {})),
         "inplace": len(inference_inplace_nodes(H)),
     }
 

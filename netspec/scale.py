@@ -65,7 +65,7 @@ def _decimal(x: Fraction, places: int = 3) -> str:
 
 def spec_data(spec: Spec) -> dict:
     """The spec as plain data, holding only what was written (so defaults can still fill the rest)."""
-    return spec.model_dump(exclude_unset=True)
+    return spec.model_dump(exclude_unset=True, by_alias=True)
 
 
 def _set_path(data: dict, path: tuple, value: Any, where: SourceLoc) -> None:

@@ -15,6 +15,7 @@ for type after they are evaluated, during lowering.
 from __future__ import annotations
 
 import copy
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
@@ -181,11 +182,16 @@ def _block_entry_model(type_name: str, template: _TemplateBase) -> type[EntryBas
 _ENTRY_MODELS: dict[str, type[EntryBase]] = {}
 
 
+# Library block names the spec being validated defines itself: its own block wins (a library that
+# gains a block must not break a spec that already had one of that name). Set by `spec_from_data`.
+_OWN_BLOCKS: ContextVar[frozenset] = ContextVar("own_blocks", default=frozenset())
+
+
 def _entry_tag(value: Any) -> str:
     t = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     if isinstance(t, str):
         canonical = ops.ALIASES.get(t, t)
-        if canonical in _ENTRY_MODELS:
+        if canonical in _ENTRY_MODELS and canonical not in _OWN_BLOCKS.get():
             return canonical
     return "custom"
 
@@ -277,7 +283,7 @@ def _allowed_keys(parent: Any, parent_path: tuple, root: Any) -> list[str]:
     if model is not None:
         return list(model.model_fields)
     for model in (Stage, InputSpec, AuxHead, BlockTemplate, ParamDecl):
-        keys = set(model.model_fields)
+        keys = {f.alias or k for k, f in model.model_fields.items()}  # as written: `for`, not `for_`
         if isinstance(parent, dict) and len(keys & set(parent)) >= 1:
             return list(keys)
     return []
@@ -467,9 +473,25 @@ class InputSpec(Model):
 
 
 class Stage(Model):
-    name: Optional[Name] = None
+    """A stage: a list of entries. With `for` and `in` it is a template of several stages, one per item
+    of the list `in` gives (derived stages: RegNet's stages from its per-block widths)."""
+
+    name: Optional[Name] = Field(None, description="stage name; in a derived stage, a prefix numbered from 1")
     doc: str = ""
+    for_: Optional[Union[Name, Annotated[list[Name], Field(min_length=1, max_length=16)]]] = Field(
+        None, alias="for", description="derived stages: the variable(s) bound to each item of `in` "
+                                       "([width, depth] unpacks an item [w, d])")
+    in_: Optional[Expr] = Field(None, alias="in", description="derived stages: an expression giving the list "
+                                                              "of items, one stage each, e.g. runs($block_widths)")
+    vars: dict[Name, Any] = Field(default_factory=dict, description=(
+        "variables of this stage's entries, evaluated in order after the spec's vars (and `for`)"))
     blocks: list[Entry]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _for_and_in(self) -> "Stage":
+        if (self.for_ is None) != (self.in_ is None):
+            raise ValueError("derived stages need both `for` (the variables) and `in` (the list)")
+        return self
 
 
 class AuxHead(Model):
@@ -499,7 +521,15 @@ class Spec(Model):
     defaults: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="default parameters per op or block type")
     drop_path_rate: Annotated[float, Field(ge=0, lt=1)] = Field(
-        0.0, description="stochastic depth: block i of n gets p = rate * i / n")
+        0.0, description="stochastic depth: counted stage entry i of n gets $drop_path = rate * i / n "
+                         "(see drop_path_counts, drop_path_spread)")
+    drop_path_counts: Literal["stage_entries", "blocks"] = Field(
+        "stage_entries", description="which entries drop_path_rate spreads over: every stage entry "
+                                     "(repeats unrolled), or only stage entries whose type is a block "
+                                     "(torchvision's EfficientNet and ConvNeXt count blocks)")
+    drop_path_spread: Literal["index/total", "index/(total-1)"] = Field(
+        "index/total", description="rate * i / n (torchvision's EfficientNet, timm), or rate * i / (n - 1) "
+                                   "(torchvision's ConvNeXt: the last block gets the full rate)")
     blocks: dict[Name, BlockTemplate] = Field(default_factory=dict, description="block types defined by this spec")
     stem: list[Entry] = Field(default_factory=list)  # type: ignore[valid-type]
     stages: list[Stage] = Field(default_factory=list)
@@ -541,7 +571,7 @@ def _check_custom_entries(spec: Spec, locs: Locations) -> None:
                 issues.append(Issue(locs.loc(p + ("type",)), f"unknown type '{e.type}'",
                                     did_you_mean(e.type, choices, "types")))
                 continue
-            _, problems = templates[e.type].bind(e.model_extra or {})
+            _, problems = templates[e.type].bind({**spec.defaults.get(e.type, {}), **(e.model_extra or {})})
             for key, msg, hint in problems:
                 at = locs.loc(p + (key,), key=True) if key in (e.model_extra or {}) else locs.loc(p)
                 issues.append(Issue(at, f"{msg} of block '{e.type}'", hint))
@@ -553,9 +583,10 @@ def _check_custom_entries(spec: Spec, locs: Locations) -> None:
     for ai, aux in enumerate(spec.aux_heads):
         check(aux.layers, ("aux_heads", ai, "layers"))
     for bname, tpl in spec.blocks.items():
-        if bname in library() or ops.is_op(bname):
+        if ops.is_op(bname):
             issues.append(Issue(locs.loc(("blocks", bname), key=True),
-                                f"block '{bname}' shadows a built-in op or library block", "choose another name"))
+                                f"block '{bname}' shadows the primitive op '{ops.get_op(bname).name}'",
+                                "choose another name (a block may shadow a library block, not an op)"))
         check(tpl.body, ("blocks", bname, "body"))
     if issues:
         raise SpecError(issues)
@@ -567,12 +598,25 @@ def spec_from_data(data: Any, locs: Locations) -> Spec:
                         "start with `name:`, `input:`, `stages:`")
     user_blocks = data.get("blocks") if isinstance(data.get("blocks"), dict) else {}
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
-    spec = _validate(Spec, data, locs, context={"user_blocks": set(user_blocks), "defaults": defaults})
+    token = _OWN_BLOCKS.set(frozenset(b for b in user_blocks if isinstance(b, str) and b in library()))
+    try:
+        spec = _validate(Spec, data, locs, context={"user_blocks": set(user_blocks), "defaults": defaults})
+    finally:
+        _OWN_BLOCKS.reset(token)
     spec._locs = locs
     _check_custom_entries(spec, locs)
     _check_stage_names(spec, locs)
     _check_aux_weights(spec, locs)
     return spec
+
+
+def shadowed_library_blocks(spec: Spec) -> list[Issue]:
+    """Notes for the spec's blocks that have a library block's name: the spec's own is used
+    (in the spec; library blocks keep using the library's). `netspec validate` prints them."""
+    return [Issue(spec.locs.loc(("blocks", name), key=True),
+                  f"block '{name}' shadows the library block of that name; this spec's own is used",
+                  "library blocks that use one keep the library's")
+            for name in spec.blocks if name in library()]
 
 
 def _check_aux_weights(spec: Spec, locs: Locations) -> None:

@@ -226,7 +226,10 @@ def reference_state_dict(model: torch.nn.Module, ref_keys: list[str], *, where: 
                         "the key list fits the reference network (with its aux heads); --no-aux, --phi or "
                         "changed depths make another network")
     for ours, theirs in zip(state, ref_keys):
-        if ours.rpartition(".")[2] != theirs.rpartition(".")[2]:
+        last = theirs.rpartition(".")[2]
+        # a bare nn.Parameter the reference registers on its block (CNBlock.layer_scale) is the
+        # `weight` of the entry of that name in netspec (`....layer_scale.weight`)
+        if ours.rpartition(".")[2] != last and not ours.endswith(f".{last}.weight"):
             raise SpecError(f"model tensor {ours} does not line up with reference key {theirs}", where,
                             "the spec no longer registers its tensors in the reference's order")
     return {theirs: t for theirs, t in zip(ref_keys, state.values())}

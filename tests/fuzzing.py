@@ -53,6 +53,12 @@ HOSTILE = {
     "nul_byte": b"name: x\x00\ninput: {size: 8}\n",
     "utf16": "name: x\ninput: {size: 8}\n".encode("utf-16"),
     "huge_line": "name: " + "x" * 200_000 + "\ninput: {size: 8}\n",
+    "list_builder_big": "name: x\ninput: {size: 8}\nvars: {w: {for: j, in: 'range(10000)', value: '$j * 2'}, "
+                        "s: 'runs($w)'}\nstages: [{for: [a, b], in: $s, blocks: [{type: relu}]}]\n",
+    "list_builder_nested": "name: x\ninput: {size: 8}\nvars: {w: {for: j, in: 'range(9999)', value: "
+                           "{for: k, in: 'range(9999)', value: '$k'}}}\nhead: [{type: relu}]\n",
+    "derived_stage_ops": "name: x\ninput: {size: 8}\nvars: {w: {for: j, in: 'range(999)', value: '[$j, 999]'}}\n"
+                         "stages: [{for: [a, b], in: $w, blocks: [{type: relu, repeat: $b}]}]\n",
     "long_expression": "name: x\ninput: {size: 8}\nstem: [{type: conv2d, out: " + "+".join(["$in"] * 5000) +
                        ", kernel: 1}]\n",
 }

@@ -25,7 +25,7 @@ def test_spec_language_example_builds(tmp_path):
 
 
 def test_template_example_is_a_valid_block(tmp_path):
-    template = yaml_blocks(ROOT / "docs" / "spec-language.md")[1]
+    template = next(b for b in yaml_blocks(ROOT / "docs" / "spec-language.md") if b.startswith("blocks:\n  mbconv_lite:"))
     body = "\n".join("  " + line for line in template.splitlines()[1:])
     path = tmp_path / "t.yaml"
     path.write_text("name: t\ninput: {size: 16}\nnum_classes: 10\nblocks:\n" + body + "\n"

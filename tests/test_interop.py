@@ -181,7 +181,7 @@ ONNX = {
     "inception_v3": 96, "mobilenet_v1": 64, "mobilenet_v2": 64, "mobilenet_v3_large": 64,
     "mobilenet_v3_small": 64, "shufflenet_v1": 224, "shufflenet_v2": 64, "squeezenet1_0": 64,
     "squeezenet1_1": 64, "efficientnet": 64, "efficientnet_v2": 64, "resnet": 64, "densenet": 64,
-    "lenet5_1998": 32,
+    "lenet5_1998": 32, "convnext": 64, "regnet": 64, "repvgg": 64,
     # vgg.yaml (vgg11 .. vgg19_bn, A .. E): conv, ReLU, BatchNorm, max-pool, adaptive pool at 224 (an identity),
     # linear, dropout - all exported above (AlexNet has the same head); each VGG is a 0.5 GB file
     # at 7-20 GMACs, so they are left out to keep the suite short

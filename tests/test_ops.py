@@ -80,6 +80,12 @@ def test_conv_macs_formula():
     ("subsample", {"kernel": 3, "stride": 2, "bias": False}, [(4, 9, 9)]),
     ("table_conv2d", {"table": [[0, 1], [2], [0, 1, 2], [1, 2]], "kernel": 3, "padding": 1}, [(3, 8, 8)]),
     ("rbf", {"out": 10}, [(84,)]),
+    ("layernorm", {"eps": 1e-6}, [(8, 5, 5)]),
+    ("layernorm", {"affine": False}, [(8,)]),
+    ("groupnorm", {"groups": 4}, [(8, 5, 5)]),
+    ("channel_linear", {"out": 12}, [(8, 5, 5)]),
+    ("channel_linear", {"out": 3, "bias": False}, [(8, 5, 5)]),
+    ("layer_scale", {"init": 0.5}, [(8, 5, 5)]),
 ])
 def test_every_op_shape_and_tensors_match_torch(op_name, params, shapes):
     inf, module, y = run(op_name, params, *shapes)
@@ -98,7 +104,8 @@ def test_channel_shuffle_permutation_is_torchvisions():
 def test_every_registered_op_is_covered():
     covered = {"conv2d", "maxpool", "avgpool", "input", "batchnorm", "lrn", "adaptive_avgpool", "adaptive_maxpool",
                "global_avgpool", "flatten", "linear", "concat", "add", "mul", "chunk", "channel_shuffle", "dropout",
-               "drop_path", "identity", *ops.ACTIVATIONS, "scaled_tanh", "subsample", "table_conv2d", "rbf"}
+               "drop_path", "identity", *ops.ACTIVATIONS, "scaled_tanh", "subsample", "table_conv2d", "rbf",
+               "layernorm", "groupnorm", "channel_linear", "layer_scale"}
     assert set(ops.OPS) <= covered, set(ops.OPS) - covered
     assert math.prod(run("identity", {}, (2, 3, 3))[0].shape) == 18
 
@@ -143,3 +150,46 @@ def test_rbf_is_the_squared_distance_to_fixed_codes():
     x = torch.randn(3, 84)
     expected = ((x[:, None, :] - module.centers[None]) ** 2).sum(-1)
     assert torch.allclose(module(x), expected, atol=1e-4)
+
+
+def test_layernorm_and_channel_linear_compute_what_convnext_computes():
+    # torchvision's CNBlock: permute to channels-last, nn.LayerNorm, nn.Linear, permute back
+    ln_inf, ln, _ = run("layernorm", {"eps": 1e-6}, (8, 5, 5))
+    fc_inf, fc, _ = run("channel_linear", {"out": 12}, (8, 5, 5))
+    for m in (ln, fc):
+        with torch.no_grad():
+            m.weight.uniform_(-1, 1), m.bias.uniform_(-1, 1)
+    ref_ln = torch.nn.LayerNorm(8, eps=1e-6)
+    ref_fc = torch.nn.Linear(8, 12)
+    ref_ln.load_state_dict(ln.state_dict()), ref_fc.load_state_dict(fc.state_dict())
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        expected = ref_fc(ref_ln(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        assert torch.equal(fc(ln(x)), expected)
+    # a linear over channels is a 1x1 conv: MACs are in * out per position
+    op = ops.get_op("channel_linear")
+    assert op.macs(fc_inf.attrs, [(8, 5, 5)], fc_inf.shape) == 8 * 12 * 25
+    assert fc_inf.attrs["in_features"] == 8 and fc_inf.shape == (12, 5, 5)
+
+
+def test_groupnorm_and_layer_scale_values():
+    inf, gn, _ = run("groupnorm", {"groups": 4, "eps": 1e-3}, (8, 5, 5))
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        gn.weight.uniform_(-1, 1), gn.bias.uniform_(-1, 1)
+        torch.testing.assert_close(gn(x), torch.nn.functional.group_norm(x, 4, gn.weight, gn.bias, 1e-3))
+    inf, ls, _ = run("layer_scale", {"init": 0.25}, (8, 5, 5))
+    assert tuple(ls.weight.shape) == (8, 1, 1) and torch.all(ls.weight == 0.25)
+    with torch.no_grad():
+        assert torch.equal(ls(x), x * 0.25)
+
+
+@pytest.mark.parametrize("op_name, params, shape, message", [
+    ("groupnorm", {"groups": 3}, (8, 5, 5), "do not split into 3 groups"),
+    ("groupnorm", {"groups": 2}, (8,), "needs a feature map"),
+    ("channel_linear", {"out": 4}, (8,), "needs a feature map"),
+])
+def test_new_ops_refuse_bad_shapes(op_name, params, shape, message):
+    op = ops.get_op(op_name)
+    with pytest.raises(ops.ShapeError, match=message):
+        infer_op(op, op.Params.model_validate(params), [shape])

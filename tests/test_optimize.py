@@ -101,7 +101,8 @@ def test_inference_graph_folds_bn_and_drops_identities(residual):
     assert H.nodes["stem.act"]["inputs"] == ["stem.conv"]
     assert H.nodes["stem.join2"]["inputs"] == ["stem.join", "stem.proj"]
     assert residual.nodes["stem.conv"]["attrs"]["bias"] is False  # the source IR is untouched
-    assert describe(residual, H) == {"batchnorm_folded": 1, "identities_removed": 1, "inplace": len(inference_inplace_nodes(H))}
+    assert describe(residual, H) == {"batchnorm_folded": 1, "identities_removed": 1, "branches_merged": 0,
+                                     "inplace": len(inference_inplace_nodes(H))}
 
 
 # --------------------------------------------------------------------------- torch

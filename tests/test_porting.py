@@ -77,13 +77,15 @@ def test_python_snippets_print_what_the_guide_shows(code, printed, tmp_path, cap
     shown_lines_appear_in_order(printed.splitlines(), capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("source", ["netspec/blocks/resnet.yaml", "specs/resnet.yaml"])
-def test_quoted_yaml_is_the_shipped_file(source):
+@pytest.mark.parametrize("source, key", [("netspec/blocks/resnet.yaml", "resnet_bottleneck:"),
+                                         ("specs/resnet.yaml", "variants:"),
+                                         ("netspec/blocks/convnext.yaml", "convnext_block:"),
+                                         ("specs/convnext.yaml", "drop_path_counts:")])
+def test_quoted_yaml_is_the_shipped_file(source, key):
     """The YAML the guide quotes is a (line-by-line, in-order) excerpt of the file it comes from."""
     text = (ROOT / source).read_text()
     lines = text.splitlines()
     quoted = [t for lang, t in BLOCKS if lang == "yaml"]
-    key = "resnet_bottleneck:" if "blocks" in source else "variants:"
     block = next(t for t in quoted if key in t.splitlines()[0] or key in t)
     at = 0
     for line in block.splitlines():

@@ -111,6 +111,30 @@ ZOO = [
         stages={"stem": (24, 56, 56), "stage2": (240, 28, 28), "stage3": (480, 14, 14), "stage4": (960, 7, 7)},
         head=("avgpool", "flatten", "linear"), bn=BN_DEFAULT, maxpool_ceil=False, run="eval"),
 ]
+
+
+def convnext(name: str, c: tuple, run: Optional[str]) -> Ref:
+    """torchvision's convnext_* as the variant of that name of specs/convnext.yaml (Liu et al. 2022)."""
+    return Ref("convnext", name, 224, variant=name, run=run,
+               stages={"stem": (c[0], 56, 56), "stage1": (c[0], 56, 56), "stage2": (c[1], 28, 28),
+                       "stage3": (c[2], 14, 14), "stage4": (c[3], 7, 7)},
+               head=("global_avgpool", "layernorm", "flatten", "linear"))
+
+
+ZOO += [convnext("convnext_tiny", (96, 192, 384, 768), "eval"),
+        convnext("convnext_small", (96, 192, 384, 768), None),
+        convnext("convnext_base", (128, 256, 512, 1024), None),
+        convnext("convnext_large", (192, 384, 768, 1536), None)]
+# RegNet (Radosavovic et al. 2020): every torchvision variant of specs/regnet.yaml, whose stages are
+# derived from the six design-space numbers; four stages at strides 4, 8, 16, 32 (named block1..block4
+# as torchvision's trunk_output). Front end only beyond 400MF (the checkpoint matrix builds them).
+REGNET_LAST = {"regnet_x_400mf": 400, "regnet_x_800mf": 672, "regnet_x_1_6gf": 912, "regnet_x_3_2gf": 1008,
+               "regnet_x_8gf": 1920, "regnet_x_16gf": 2048, "regnet_x_32gf": 2520, "regnet_y_400mf": 440,
+               "regnet_y_800mf": 784, "regnet_y_1_6gf": 888, "regnet_y_3_2gf": 1512, "regnet_y_8gf": 2016,
+               "regnet_y_16gf": 3024, "regnet_y_32gf": 3712, "regnet_y_128gf": 7392}
+ZOO += [Ref("regnet", name, 224, variant=name, run="eval" if name == "regnet_x_400mf" else None,
+            stages={"block4": (c, 7, 7)}, head=("global_avgpool", "linear"), bn=BN_DEFAULT)
+        for name, c in REGNET_LAST.items()]
 IDS = [r.id for r in ZOO]
 
 

@@ -21,13 +21,9 @@ from netspec.reference_keys import TORCHVISION_CONSTRUCTORS, format_key_list  # 
 
 
 def torchvision_keys(constructor: str) -> list[str]:
-    import torch
-
-    from netspec._torchvision import import_torchvision
+    from netspec._torchvision import meta_model
     kwargs = {"aux_logits": True, "init_weights": False} if constructor in ("googlenet", "inception_v3") else {}
-    with torch.device("meta"):
-        model = getattr(import_torchvision().models, constructor)(**kwargs)
-    return list(model.state_dict())
+    return list(meta_model(constructor, **kwargs).state_dict())
 
 
 def main() -> None:

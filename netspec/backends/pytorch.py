@@ -171,7 +171,20 @@ def build_tree(G: nx.DiGraph, *, seed: int | None = 0, inplace: bool = True) -> 
             if n in overwrite:
                 module.inplace = overwrite[n] if ops.get_op(data["op"]).name == "add" else True
             _place(tree, n, module)
+    for n in G.nodes:  # tensors the reference registers on the block itself come before its submodules
+        if G.nodes[n]["op"] != "input" and ops.get_op(G.nodes[n]["op"]).registers_first:
+            _move_first(tree, n)
     return tree
+
+
+def _move_first(root: nn.Module, path: str) -> None:
+    """Make the module at `path` the first child of its parent (state_dict order)."""
+    parent_path, _, name = path.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    children = dict(parent._modules)
+    parent._modules.clear()
+    parent._modules[name] = children.pop(name)
+    parent._modules.update(children)
 
 
 class OutputsModule(nn.Module):

@@ -71,6 +71,37 @@ class StochasticDepth(nn.Module):
         return f"p={self.p}, mode={self.mode}"
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's LayerNorm2d: layer norm over the channels at each position of (N, C, H, W)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class ChannelLinear(nn.Linear):
+    """nn.Linear over the channels at each position: ConvNeXt's pwconv layers (channels-last Linear),
+    with the same (out, in) weight, computed on the channels-last view as torchvision does."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """x * gamma with a learned per-channel gamma of shape (C, 1, 1) (or (C,) on flat features)."""
+
+    def __init__(self, channels: int, init: float = 1e-6, dims: int = 3):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels, *([1] * (dims - 1))), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}"
+
+
 class Concat(nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         return torch.cat(xs, 1)

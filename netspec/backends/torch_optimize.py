@@ -2,7 +2,8 @@
 
 Takes a (possibly trained) `NetspecModule`, builds the module of its inference IR
 (batch norm folded into the conv / linear before it, dropout / stochastic depth /
-identity gone, every element-wise op that may run in place does) and copies the
+identity gone, parallel conv branches merged into one conv, every element-wise op that may run
+in place does) and copies the
 weights across, folding each BN's statistics into its conv:
 
     scale = gamma / sqrt(running_var + eps)
@@ -21,17 +22,54 @@ from ..optimize import inference_graph
 from .pytorch import NetspecModule, build_tree, eval_forward, generated_forward, nograd_forward
 
 
-def _fold(conv: nn.Module, bn: nn.Module, folded: nn.Module) -> None:
-    """Write conv ∘ bn (eval) into `folded` (a conv / linear with a bias)."""
-    w = conv.weight.detach().double()
-    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+def _bn_affine(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode batch norm as y = x * scale + shift per channel (float64)."""
     scale = torch.rsqrt(bn.running_var.double() + bn.eps)
     shift = -bn.running_mean.double() * scale
     if bn.affine:
         scale, shift = scale * bn.weight.detach().double(), shift * bn.weight.detach().double() + bn.bias.detach().double()
+    return scale, shift
+
+
+def _folded(conv: nn.Module, bn: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight and bias of conv ∘ bn (eval), in float64."""
+    w = conv.weight.detach().double()
+    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    if bn is None:
+        return w, b
+    scale, shift = _bn_affine(bn)
+    return w * scale.view(-1, *[1] * (w.dim() - 1)), b * scale + shift
+
+
+def _fold(conv: nn.Module, bn: nn.Module, folded: nn.Module) -> None:
+    """Write conv ∘ bn (eval) into `folded` (a conv / linear with a bias)."""
+    w, b = _folded(conv, bn)
     with torch.no_grad():
-        folded.weight.copy_(w * scale.view(-1, *[1] * (w.dim() - 1)))
-        folded.bias.copy_(b * scale + shift)
+        folded.weight.copy_(w)
+        folded.bias.copy_(b)
+
+
+def _reparameterize(branches: list, own: dict, merged: nn.Module) -> None:
+    """Write the sum of parallel branches (centred convs with their folded BN, and an eval batch norm
+    of the input: the identity branch) into one conv (RepVGG's structural re-parameterisation)."""
+    out, per_group, kh, kw = merged.weight.shape
+    weight = torch.zeros(out, per_group, kh, kw, dtype=torch.float64)
+    bias = torch.zeros(out, dtype=torch.float64)
+    for node, bn in branches:
+        module = own[node]
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):  # x * scale + shift: a centred identity kernel
+            scale, shift = _bn_affine(module)
+            channels = torch.arange(out)
+            weight[channels, channels % per_group, kh // 2, kw // 2] += scale
+            bias += shift
+            continue
+        w, b = _folded(module, own[bn] if bn is not None else None)
+        top, left = (kh - w.shape[2]) // 2, (kw - w.shape[3]) // 2
+        weight[:, :, top:top + w.shape[2], left:left + w.shape[3]] += w
+        bias += b
+    with torch.no_grad():
+        merged.weight.copy_(weight)
+        merged.bias.copy_(bias)
 
 
 class InferenceModule(nn.Module):
@@ -84,7 +122,9 @@ def optimize_module(model: NetspecModule, *, channels_last: bool = True, freeze:
                 continue
             src = own[name]
             bn = H.nodes[name].get("folded_bn")
-            if bn is not None:
+            if H.nodes[name].get("reparam"):
+                _reparameterize(H.nodes[name]["reparam"], own, module)
+            elif bn is not None:
                 _fold(src, own[bn], module)
             else:
                 module.load_state_dict(src.state_dict())

@@ -199,8 +199,10 @@ def run(args) -> int:
         if args.optimize:
             o = s["optimized"]
             opts = ", ".join(k.replace("_", "-") for k in ("channels_last", "freeze", "compile") if o[k])
+            merged = (f", {o['branches_merged']} blocks of parallel convs re-parameterised into one conv each"
+                      if o.get("branches_merged") else "")
             print(f"optimised for inference: {o['batchnorm_folded']} batch norms folded, {o['identities_removed']} "
-                  f"dropout/identity ops removed, {o['inplace']} ops in place" + (f"; {opts}" if opts else ""))
+                  f"dropout/identity ops removed, {o['inplace']} ops in place{merged}" + (f"; {opts}" if opts else ""))
         if args.out:
             print(f"saved {args.out}" + (" (torchvision keys)" if args.save_as == "torchvision" else ""))
     return 0

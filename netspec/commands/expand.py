@@ -18,7 +18,7 @@ from typing import Any, Optional
 import yaml
 
 from .. import ops
-from ..expr import ExprError, is_expression, substitute
+from ..expr import ExprError, is_expression, substitute, variables
 from ..lower import global_env
 from ..scale import resolve
 from ..spec import Spec, load_spec
@@ -63,6 +63,13 @@ def _type_first(e: dict) -> dict:
     return {**{k: e[k] for k in ("type", "name") if k in e}, **e}
 
 
+def _uses_repeat_variables(e: dict, env: dict) -> bool:
+    """Does the entry read `$i` / `$n` (the repeat's index and count, unless a var has the name)? Unrolled
+    copies would each be repeat 0 of 1, so such an entry stays rolled."""
+    names = {v for value in e.values() if isinstance(value, str) for v in variables(value)}
+    return bool({"i", "n"} & names - set(env))
+
+
 def unroll_entries(entries: list[dict], env: dict, templates: dict) -> list[dict]:
     out: list[dict] = []
     for e in map(_type_first, entries):
@@ -70,7 +77,7 @@ def unroll_entries(entries: list[dict], env: dict, templates: dict) -> list[dict
         type_name = _constant(e.get("type"), env)
         when = e.get("when", True)
         rolled = (e.get("name") or repeat is None or type_name is None or not isinstance(repeat, int)
-                  or (is_expression(when) and repeat > 1))
+                  or (is_expression(when) and repeat > 1) or _uses_repeat_variables(e, env))
         if rolled:
             out.append(e)
             continue

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+import sys
+
+from ..spec import shadowed_library_blocks
 from .common import add_spec_args, load_graph, shape_str
 
 
@@ -19,6 +22,8 @@ def add_parser(sub):
 def run(args) -> int:
     loaded = load_graph(args)
     G = loaded.graph
+    for note in shadowed_library_blocks(loaded.spec):
+        print(f"note: {note}", file=sys.stderr)
     out = G.nodes[G.graph["outputs"]["logits"]]["shape"]
     print(f"{args.spec}: ok - {G.graph['name']}, {G.number_of_nodes() - 1} ops, "
           f"input {shape_str(G.graph['input_shape'])} -> output {shape_str(out)}")

@@ -65,8 +65,17 @@ from .lenet1998 import (  # noqa: F401
     TableConv2d,
     TableConv2dParams,
 )
-from .linear import Linear, LinearParams  # noqa: F401
-from .norm import BatchNorm, BatchNormParams, LocalResponseNorm, LRNParams  # noqa: F401
+from .linear import ChannelLinear, ChannelLinearParams, LayerScale, LayerScaleParams, Linear, LinearParams  # noqa: F401
+from .norm import (  # noqa: F401
+    BatchNorm,
+    BatchNormParams,
+    GroupNorm,
+    GroupNormParams,
+    LayerNorm,
+    LayerNormParams,
+    LocalResponseNorm,
+    LRNParams,
+)
 from .pool import (  # noqa: F401
     AdaptiveAvgPool,
     AdaptiveMaxPool,

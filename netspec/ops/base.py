@@ -195,6 +195,11 @@ class Op:
         return twin
 
     # ---- analysis rules (docs/analysis.md); per sample, batch excluded
+    #: the reference registers this op's tensors on the enclosing block itself, before the block's
+    #: submodules (torchvision's CNBlock.layer_scale): the torch backend places its module first
+    #: among its scope's children, so checkpoints line up by order
+    registers_first: ClassVar[bool] = False
+
     #: True when the op moves no data at inference (a view or an identity in eval mode):
     #: its output aliases its input, it has no memory traffic and allocates nothing
     view: ClassVar[bool] = False

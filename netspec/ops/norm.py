@@ -1,4 +1,4 @@
-"""Normalisation: batch norm, local response norm."""
+"""Normalisation: batch norm, local response norm, layer norm, group norm."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 from pydantic import Field
 
 from ..limits import MAX_CHANNELS
-from .base import REQUIRED, Kind, Op, Params, Source, _feature_map, register
+from .base import REQUIRED, Kind, Op, Params, ShapeError, Source, _feature_map, register
 
 # --------------------------------------------------------------------------- normalisation
 
@@ -96,3 +96,78 @@ class LocalResponseNorm(Op):
                                                ("beta", a["beta"], 0.75), ("k", a["k"], 1.0)), 1)
 
 
+
+
+class LayerNormParams(Params):
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    affine: bool = Field(True, description="learned per-channel scale and shift (nn.LayerNorm's elementwise_affine)")
+
+
+@register
+class LayerNorm(Op):
+    name = "layernorm"
+    kind = Kind.NORM
+    Params = LayerNormParams
+    doc = ("Layer norm over the channels at each position (torchvision's LayerNorm2d; ConvNeXt's "
+           "channels-last nn.LayerNorm), or over flat features.")
+    elementwise = "norm"
+
+    def resolve(self, p, ins):
+        return {**p.model_dump(), "channels": ins[0][0]}
+
+    def weights(self, a, ins, out):
+        return {"weight": (a["channels"],), "bias": (a["channels"],)} if a["affine"] else {}
+
+    def full_macs(self, a, ins, out):
+        # per element: add to the mean, subtract it, square-accumulate the variance, multiply by
+        # 1/std, scale-shift; per position: mean and 1/sqrt(var + eps)
+        positions = math.prod(out[1:]) if len(out) == 3 else 1
+        return math.prod(out) * (5 if a["affine"] else 4) + 2 * positions
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        from ..backends import torch_layers as L
+        cls = L.LayerNorm2d if len(ins[0]) == 3 else nn.LayerNorm
+        return cls(a["channels"], eps=a["eps"], elementwise_affine=a["affine"])
+
+    def source(self, a, ins, out):
+        call = "LayerNorm2d" if len(ins[0]) == 3 else "nn.LayerNorm"
+        return Source(call, (("normalized_shape", a["channels"], REQUIRED), ("eps", a["eps"], 1e-5),
+                             ("elementwise_affine", a["affine"], True)), 1)
+
+
+class GroupNormParams(Params):
+    groups: Annotated[int, Field(ge=1, le=MAX_CHANNELS)] = Field(description="channel groups (1: layer norm "
+                                                                             "over C, H, W; C: instance norm)")
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    affine: bool = True
+
+
+@register
+class GroupNorm(Op):
+    name = "groupnorm"
+    kind = Kind.NORM
+    Params = GroupNormParams
+    doc = "Group norm (Wu & He 2018): statistics over each group of channels and all positions."
+    elementwise = "norm"
+
+    def resolve(self, p, ins):
+        c = _feature_map(self.name, ins[0])[0]
+        if c % p.groups:
+            raise ShapeError(f"groupnorm: {c} channels do not split into {p.groups} groups",
+                             "groups must divide the input's channels")
+        return {**p.model_dump(), "channels": c}
+
+    def weights(self, a, ins, out):
+        return {"weight": (a["channels"],), "bias": (a["channels"],)} if a["affine"] else {}
+
+    def full_macs(self, a, ins, out):
+        return math.prod(out) * (5 if a["affine"] else 4) + 2 * a["groups"]
+
+    def torch(self, a, ins, out):
+        import torch.nn as nn
+        return nn.GroupNorm(a["groups"], a["channels"], eps=a["eps"], affine=a["affine"])
+
+    def source(self, a, ins, out):
+        return Source("nn.GroupNorm", (("num_groups", a["groups"], REQUIRED), ("num_channels", a["channels"], REQUIRED),
+                                       ("eps", a["eps"], 1e-5), ("affine", a["affine"], True)), 2)

@@ -25,6 +25,9 @@ TORCHVISION_CONSTRUCTORS = (
     *(f"resnet{n}" for n in (18, 34, 50, 101, 152)), "resnext50_32x4d", "resnext101_32x8d",
     "wide_resnet50_2", "wide_resnet101_2",
     *(f"densenet{n}" for n in (121, 161, 169, 201)),
+    *(f"convnext_{s}" for s in ("tiny", "small", "base", "large")),
+    *(f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")),
+    *(f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")),
 )
 
 
