@@ -25,13 +25,18 @@ scripting, `torch.compile` and ONNX export see the ordinary eval forward.
 """
 from __future__ import annotations
 
+import operator
+import re
+
 import networkx as nx
 import torch
 import torch.fx as fx
 import torch.nn as nn
+from torch.nn.modules import module as _module_hooks
 
 from .. import ops
 from ..optimize import evaluation_order, inference_inplace_nodes, inplace_nodes
+from ..parts import PartPlan, part_plans
 
 
 def _place(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -103,50 +108,185 @@ def nograd_forward(root: nn.Module, G: nx.DiGraph, class_name: str) -> fx.GraphM
     return generated_forward(root, G, [G.graph["outputs"]["logits"]], class_name, twins)
 
 
-def _exporting() -> bool:
-    """Is a tracer, scripter, compiler or exporter running? They get the ordinary forward."""
+def _exporting(x) -> bool:
+    """Is a tracer, scripter, compiler or exporter running? They get the nested forward."""
     compiler = getattr(torch, "compiler", None)
     compiling = getattr(compiler, "is_compiling", lambda: False)
     exporting = getattr(compiler, "is_exporting", lambda: False)
-    return (torch.jit.is_tracing() or torch.jit.is_scripting() or compiling() or exporting()
-            or torch.onnx.is_in_onnx_export())
+    return (isinstance(x, fx.Proxy) or torch.jit.is_tracing() or torch.jit.is_scripting() or compiling()
+            or exporting() or torch.onnx.is_in_onnx_export())
 
 
-def eval_forward(module: nn.Module):
-    """The generated forward an eval-mode call runs: the no-grad one when autograd is off."""
-    if torch.is_grad_enabled() or _exporting():
+def eval_forward(module: nn.Module, x):
+    """The flat generated forward an eval-mode call of the inference-only module runs: the no-grad
+    one when autograd is off."""
+    if torch.is_grad_enabled() or _exporting(x):
         return module._infer
     return module._infer_nograd
 
 
+# --------------------------------------------------------------------------- nested parts
+
+class Part(nn.Module):
+    """A scope of the spec as a module (stem, stages, a stage, a block, the head, an aux head).
+    Its `forward` (generated per plan, see `netspec.parts`) calls its direct children by attribute,
+    so a replaced child is what runs and every child's hooks fire. `netspec_inputs` /
+    `netspec_outputs`: the IR nodes it takes and returns, in the order of its arguments / results.
+    Children are indexable in order: `model.stages[1]`, `model.stages.layer1.blocks[0]`."""
+
+    netspec_scope: str = ""
+    netspec_inputs: tuple = ()
+    netspec_outputs: tuple = ()
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self._modules[key]
+        return list(self._modules.values())[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __reduce_ex__(self, protocol):  # the generated class is not importable: rebuild it on load
+        return _restore_part, (type(self).__name__, self.code, self.__dict__.copy())
+
+
+_PART_CLASSES: dict[tuple[str, str], type] = {}
+
+
+def _forward_function(graph: fx.Graph, children) -> tuple:
+    """(fx's Python function for `graph`, its source) - the code fx generates for a GraphModule."""
+    holder = nn.Module()
+    for child in children:
+        _place(holder, child, nn.Identity())
+    gm = fx.GraphModule(holder, graph)
+    return type(gm).forward, gm.code
+
+
+def _part_class(name: str, graph: fx.Graph, children) -> type:
+    code = graph.python_code(root_module="self").src
+    cls = _PART_CLASSES.get((name, code))
+    if cls is None:
+        forward, src = _forward_function(graph, children)
+        cls = type(name, (Part,), {"forward": forward, "code": src, "__module__": __name__})
+        _PART_CLASSES[(name, code)] = cls
+    return cls
+
+
+def _restore_part(name: str, code: str, state: dict) -> Part:
+    cls = next((c for (n, _), c in _PART_CLASSES.items() if n == name and c.code == code), None)
+    if cls is None:
+        raise RuntimeError(f"netspec part class '{name}' is unknown in this process: rebuild the model "
+                           "with netspec.build and load its state_dict instead of unpickling it")
+    part = cls.__new__(cls)
+    part.__dict__.update(state)
+    return part
+
+
+def _plan_graph(plan: PartPlan) -> fx.Graph:
+    """The fx graph of a part's forward: its children called in order, values passed by name."""
+    graph = fx.Graph()
+    values: dict[str, fx.Node] = {}
+    names = ["x"] if len(plan.inputs) == 1 else [f"x{k}" for k in range(len(plan.inputs))]
+    for n, name in zip(plan.inputs, names):
+        values[n] = graph.placeholder(name)
+    for call in plan.calls:
+        node = graph.call_module(call.child, tuple(values[i] for i in call.inputs))
+        if len(call.outputs) == 1:
+            values[call.outputs[0]] = node
+        else:
+            for k, out in enumerate(call.outputs):
+                values[out] = graph.call_function(operator.getitem, (node, k))
+    result = [values[o] for o in plan.outputs]
+    graph.output(result[0] if len(result) == 1 else tuple(result))
+    graph.lint()
+    return graph
+
+
+def _class_name(G: nx.DiGraph, path: str) -> str:
+    info = G.graph["scopes"].get(path)
+    if info is not None:
+        kind = info["kind"]
+        name = {"stem": "Stem", "stage": "Stage", "head": "Head", "aux": "AuxHead"}.get(kind)
+        if name is None:  # a block: its type, as a class name (`inverted_residual` -> InvertedResidual)
+            name = "".join(w[:1].upper() + w[1:] for w in re.split(r"[^0-9A-Za-z]+", str(info["type"])) if w)
+    elif path == "stages":
+        name = "Stages"
+    elif path.endswith(".blocks"):
+        name = "Blocks"
+    else:
+        name = "Part"
+    return name if name.isidentifier() else "Part"
+
+
+def nest(tree: nn.Module, G: nx.DiGraph, plans: dict[str, PartPlan]) -> None:
+    """Turn each container of `tree` that computes something into a `Part` running its plan
+    (in place; children, their order and so `state_dict()` keys are unchanged)."""
+    for path in sorted(plans, key=lambda p: -p.count(".")):  # innermost first
+        plan = plans[path]
+        old = tree.get_submodule(path)
+        part = _part_class(_class_name(G, path), _plan_graph(plan), [c.child for c in plan.calls])()
+        part._modules = old._modules
+        part.training = old.training
+        part.netspec_scope, part.netspec_inputs, part.netspec_outputs = path, plan.inputs, plan.outputs
+        parent_path, _, name = path.rpartition(".")
+        tree.get_submodule(parent_path)._modules[name] = part
+
+
 class NetspecModule(nn.Module):
-    """A compiled network. Its children are the spec's scopes (`stem`, `stages`, `head`, `aux`)."""
+    """A compiled network. Its children are the spec's scopes (`stem`, `stages`, `head`, `aux`), each
+    a `Part` computing its piece of the graph; `forward` calls them in order (and the aux heads in
+    training: it returns (logits, aux logits...) in spec order then)."""
 
     def __init__(self, G: nx.DiGraph, tree: nn.Module, *, inplace: bool = True):
         super().__init__()
+        train_plan, eval_plan, plans = part_plans(G)
+        nest(tree, G, plans)
         for name, child in tree.named_children():
             self.add_module(name, child)
         self.spec_name = G.graph["name"]
         self.input_shape = tuple(G.graph["input_shape"])
         self.output_names = list(G.graph["outputs"])
         object.__setattr__(self, "graph", G)  # the IR it was built from (for `optimize_module`)
-        # The generated forwards share this module's children; they are kept out of
-        # `_modules` so parameters are registered (and saved) once.
-        object.__setattr__(self, "_infer", generated_forward(self, G, [G.graph["outputs"]["logits"]], "Inference"))
-        train_outputs = list(G.graph["outputs"].values())
-        object.__setattr__(self, "_train", generated_forward(self, G, train_outputs, "Training")
-                           if len(train_outputs) > 1 else self._infer)
-        object.__setattr__(self, "_infer_nograd", nograd_forward(self, G, "InferenceNoGrad") if inplace else self._infer)
+        children = [c.child for c in train_plan.calls]
+        forward_eval, self._eval_code = _forward_function(_plan_graph(eval_plan), children)
+        forward_train, self._train_code = _forward_function(_plan_graph(train_plan), children)
+        object.__setattr__(self, "_forward_eval", forward_eval)
+        object.__setattr__(self, "_forward_train", forward_train)
+        # The no-grad fast path: one flat generated forward over the leaves with the in-place plan
+        # (`inference_inplace_nodes`). It shares this module's leaves; kept out of `_modules` so
+        # parameters are registered (and saved) once. It runs only while the tree is as built.
+        object.__setattr__(self, "_infer_nograd", nograd_forward(self, G, "InferenceNoGrad") if inplace else None)
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        """Record the tree as built: the fast path steps aside once a module is replaced or hooked."""
+        modules = list(self.modules())
+        object.__setattr__(self, "_hook_dicts", tuple(d for m in modules[1:]
+                                                      for d in (m._forward_hooks, m._forward_pre_hooks)))
+        object.__setattr__(self, "_module_dicts", tuple(m._modules for m in modules))
+        object.__setattr__(self, "_module_copies", tuple(dict(m._modules) for m in modules))
+
+    def fast_path_active(self) -> bool:
+        """Would an eval forward with gradients off run the flat in-place forward? Only while no module
+        of the tree has been replaced and no forward hook (of a module, or global) is registered."""
+        return (self._infer_nograd is not None and not _module_hooks._global_forward_hooks
+                and not _module_hooks._global_forward_pre_hooks and not any(self._hook_dicts)
+                and self._module_dicts == self._module_copies)
 
     @property
     def code(self) -> str:
-        """The generated forward (inference graph)."""
-        return self._infer.code
+        """The network's generated forward (eval); each part has its own `.code`."""
+        return self._eval_code
 
     def forward(self, x: torch.Tensor):
         if self.training:
-            return self._train(x)  # (logits, aux logits...) in spec order, when there are aux heads
-        return eval_forward(self)(x)
+            return self._forward_train(self, x)  # (logits, aux logits...) in spec order, with aux heads
+        if not torch.is_grad_enabled() and self.fast_path_active() and not _exporting(x):
+            return self._infer_nograd(x)
+        return self._forward_eval(self, x)
 
 
 def compile_graph(G: nx.DiGraph, *, seed: int | None = 0, inplace: bool = True) -> NetspecModule:
