@@ -235,6 +235,11 @@ def nest(tree: nn.Module, G: nx.DiGraph, plans: dict[str, PartPlan]) -> None:
         tree.get_submodule(parent_path)._modules[name] = part
 
 
+_FORWARD_HOOKS = operator.attrgetter("_forward_hooks")
+_FORWARD_PRE_HOOKS = operator.attrgetter("_forward_pre_hooks")
+_CHILDREN = operator.attrgetter("_modules")
+
+
 class NetspecModule(nn.Module):
     """A compiled network. Its children are the spec's scopes (`stem`, `stages`, `head`, `aux`), each
     a `Part` computing its piece of the graph; `forward` calls them in order (and the aux heads in
@@ -262,19 +267,20 @@ class NetspecModule(nn.Module):
         self._snapshot()
 
     def _snapshot(self) -> None:
-        """Record the tree as built: the fast path steps aside once a module is replaced or hooked."""
-        modules = list(self.modules())
-        object.__setattr__(self, "_hook_dicts", tuple(d for m in modules[1:]
-                                                      for d in (m._forward_hooks, m._forward_pre_hooks)))
-        object.__setattr__(self, "_module_dicts", tuple(m._modules for m in modules))
-        object.__setattr__(self, "_module_copies", tuple(dict(m._modules) for m in modules))
+        """Record the tree as built: the fast path steps aside once a module is replaced or hooked.
+        Read afresh on every call (exporters swap modules' hook dicts and put them back)."""
+        modules = tuple(self.modules())
+        object.__setattr__(self, "_tree", modules)
+        object.__setattr__(self, "_tree_children", [dict(m._modules) for m in modules])
 
     def fast_path_active(self) -> bool:
         """Would an eval forward with gradients off run the flat in-place forward? Only while no module
         of the tree has been replaced and no forward hook (of a module, or global) is registered."""
+        tree = self._tree
         return (self._infer_nograd is not None and not _module_hooks._global_forward_hooks
-                and not _module_hooks._global_forward_pre_hooks and not any(self._hook_dicts)
-                and self._module_dicts == self._module_copies)
+                and not _module_hooks._global_forward_pre_hooks
+                and not any(map(_FORWARD_HOOKS, tree)) and not any(map(_FORWARD_PRE_HOOKS, tree))
+                and list(map(_CHILDREN, tree)) == self._tree_children)
 
     @property
     def code(self) -> str:
