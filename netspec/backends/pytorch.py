@@ -143,6 +143,9 @@ class Part(nn.Module):
             return self._modules[key]
         return list(self._modules.values())[key]
 
+    def __setitem__(self, key, module: nn.Module) -> None:
+        setattr(self, key if isinstance(key, str) else list(self._modules)[key], module)
+
     def __len__(self) -> int:
         return len(self._modules)
 
