@@ -6,14 +6,19 @@ Zoo models are built once per module at small inputs (`_build`), with the 4096-w
 layers of AlexNet / VGG narrowed (their width is not what is tested here)."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import os
+import re
 import warnings
+from pathlib import Path
 
 import pytest
 import yaml
 
 import netspec
-from conftest import SPECS
+from conftest import ROOT, SPECS
 from netspec.ops import get_op
 
 torch = pytest.importorskip("torch")
@@ -108,9 +113,14 @@ def test_zoo_parts_hooks_and_replacement_in_every_mode(spec):
     (B, 7) in every mode; putting the modules back restores the original output bit for bit."""
     G = _graph(spec)
     model = _build(spec)
-    for m in model.modules():  # training forwards leave the running statistics as they are
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.momentum = 0.0
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():  # eval-mode BN that is not the identity (as after training) ...
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_(0, 0.2, generator=gen)
+                m.running_var.uniform_(0.5, 1.5, generator=gen)
+                m.bias.normal_(0, 0.2, generator=gen)
+                m.momentum = 0.0  # ... and training forwards leave the running statistics as they are
     x = _input(model)
     before = {mode: _run(model, x, mode) for mode in MODES}
     assert model.fast_path_active()
@@ -362,3 +372,44 @@ def test_torchinfo_matches_torchvision(spec, variant, tv_name):
     mine = [(r.num_params, r.output_size) for r in a.summary_list
             if getattr(r.module, "netspec_scope", None) in blocks]
     assert len(mine) == len(theirs) > 0 and mine == theirs
+
+
+DOC_EXAMPLE = re.compile(r"```python\n((?:(?!```).)*?)```\n\n```text\n(.*?)```", re.S)
+
+
+def run_doc_examples(path) -> list[tuple[str, str, str]]:
+    """Run a page's ```python blocks in order, in one namespace, from the repository root:
+    [(code, what the page shows after it, what it prints now)]."""
+    from netspec._torchvision import import_torchvision
+    import_torchvision()  # so that the pages' plain `from torchvision...` imports work here
+    namespace: dict = {}
+    results = []
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        for code, shown in DOC_EXAMPLE.findall(path.read_text()):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                exec(compile(code, str(path), "exec"), namespace)  # the page's own code, as a reader runs it
+            results.append((code, shown, out.getvalue()))
+    finally:
+        os.chdir(cwd)
+    return results
+
+
+@pytest.mark.parametrize("page", ["docs/module.md", "docs/interop.md", "README.md"])
+def test_doc_examples_print_what_the_page_shows(page):
+    results = run_doc_examples(ROOT / page)
+    assert results
+    for code, shown, printed in results:
+        assert printed == shown, f"{page} is stale at:\n{code}\n(python tests/test_module_api.py {page} pastes the output)"
+
+
+if __name__ == "__main__":  # python tests/test_module_api.py PAGE: paste what the page's examples print now
+    import sys
+    page = Path(sys.argv[1]).resolve()
+    text = page.read_text()
+    for code, shown, printed in run_doc_examples(page):
+        text = text.replace(f"```python\n{code}```\n\n```text\n{shown}```", f"```python\n{code}```\n\n```text\n{printed}```")
+    page.write_text(text)

@@ -274,16 +274,17 @@ class NetspecModule(nn.Module):
         Read afresh on every call (exporters swap modules' hook dicts and put them back)."""
         modules = tuple(self.modules())
         object.__setattr__(self, "_tree", modules)
+        object.__setattr__(self, "_below", modules[1:])  # this module's own hooks run around any forward
         object.__setattr__(self, "_tree_children", [dict(m._modules) for m in modules])
 
     def fast_path_active(self) -> bool:
         """Would an eval forward with gradients off run the flat in-place forward? Only while no module
         of the tree has been replaced and no forward hook (of a module, or global) is registered."""
-        tree = self._tree
+        below = self._below
         return (self._infer_nograd is not None and not _module_hooks._global_forward_hooks
                 and not _module_hooks._global_forward_pre_hooks
-                and not any(map(_FORWARD_HOOKS, tree)) and not any(map(_FORWARD_PRE_HOOKS, tree))
-                and list(map(_CHILDREN, tree)) == self._tree_children)
+                and not any(map(_FORWARD_HOOKS, below)) and not any(map(_FORWARD_PRE_HOOKS, below))
+                and list(map(_CHILDREN, self._tree)) == self._tree_children)
 
     @property
     def code(self) -> str:
