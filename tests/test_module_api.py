@@ -294,6 +294,28 @@ def test_full_backward_hook_on_a_block_in_training(resnet18):
     assert calls == [((2, 128, 8, 8), (2, 256, 4, 4))]
 
 
+def test_deepcopy_and_pickle_keep_parts_and_the_fast_path(resnet18, tmp_path):
+    import copy
+    import subprocess
+    import sys
+    x = _input(resnet18, 1)
+    with torch.no_grad():
+        ref = resnet18(x)
+    twin = copy.deepcopy(resnet18)  # e.g. an EMA copy
+    assert twin.fast_path_active() and twin.stages[0] is not resnet18.stages[0]
+    twin.head.fc = nn.Linear(512, 3)
+    assert not twin.fast_path_active() and resnet18.fast_path_active()
+    with torch.no_grad():
+        assert copy.deepcopy(twin)(x).shape == (1, 3)  # a copy of a changed tree runs the nested forward
+    torch.save({"model": resnet18, "x": x, "ref": ref}, tmp_path / "m.pt")
+    code = ("import torch, sys; d = torch.load(sys.argv[1], weights_only=False)\n"
+            "with torch.no_grad(): print(torch.equal(d['model'](d['x']), d['ref']), d['model'].fast_path_active(), "
+            "type(d['model'].stages[0]).__name__)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.pt")], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.split() == ["True", "True", "Stage"], out.stderr
+
+
 TOOL_SPECS = ["resnet", "mobilenet_v2", "googlenet", "densenet", "shufflenet_v2", "efficientnet", "lenet5_1998"]
 
 

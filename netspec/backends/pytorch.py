@@ -156,8 +156,8 @@ class Part(nn.Module):
     def __iter__(self):
         return iter(self._modules.values())
 
-    def __reduce_ex__(self, protocol):  # the generated class is not importable: rebuild it on load
-        return _restore_part, (type(self).__name__, self.code, self.__dict__.copy())
+    def __reduce_ex__(self, protocol):  # the generated class is not importable: rebuilt from the plan on load
+        return _restore_part, (type(self).__name__, self.netspec_plan, self.__dict__.copy())
 
 
 _PART_CLASSES: dict[tuple[str, str], type] = {}
@@ -182,11 +182,8 @@ def _part_class(name: str, graph: fx.Graph, children) -> type:
     return cls
 
 
-def _restore_part(name: str, code: str, state: dict) -> Part:
-    cls = next((c for (n, _), c in _PART_CLASSES.items() if n == name and c.code == code), None)
-    if cls is None:
-        raise RuntimeError(f"netspec part class '{name}' is unknown in this process: rebuild the model "
-                           "with netspec.build and load its state_dict instead of unpickling it")
+def _restore_part(name: str, plan: PartPlan, state: dict) -> Part:
+    cls = _part_class(name, _plan_graph(plan), [c.child for c in plan.calls])
     part = cls.__new__(cls)
     part.__dict__.update(state)
     return part
@@ -238,6 +235,7 @@ def nest(tree: nn.Module, G: nx.DiGraph, plans: dict[str, PartPlan]) -> None:
         part._modules = old._modules
         part.training = old.training
         part.netspec_scope, part.netspec_inputs, part.netspec_outputs = path, plan.inputs, plan.outputs
+        part.netspec_plan = plan
         parent_path, _, name = path.rpartition(".")
         tree.get_submodule(parent_path)._modules[name] = part
 
@@ -261,7 +259,14 @@ class NetspecModule(nn.Module):
         self.spec_name = G.graph["name"]
         self.input_shape = tuple(G.graph["input_shape"])
         self.output_names = list(G.graph["outputs"])
+        self.inplace = inplace
         object.__setattr__(self, "graph", G)  # the IR it was built from (for `optimize_module`)
+        self._generate(train_plan, eval_plan)
+
+    def _generate(self, train_plan: PartPlan, eval_plan: PartPlan) -> None:
+        """The network's generated forwards and the no-grad fast path (plain functions and a module
+        kept out of `_modules`: pickling leaves them out, `__setstate__` generates them again)."""
+        G, inplace = self.graph, self.inplace
         children = [c.child for c in train_plan.calls]
         forward_eval, self._eval_code = _forward_function(_plan_graph(eval_plan), children)
         forward_train, self._train_code = _forward_function(_plan_graph(train_plan), children)
@@ -270,8 +275,22 @@ class NetspecModule(nn.Module):
         # The no-grad fast path: one flat generated forward over the leaves with the in-place plan
         # (`inference_inplace_nodes`). It shares this module's leaves; kept out of `_modules` so
         # parameters are registered (and saved) once. It runs only while the tree is as built.
-        object.__setattr__(self, "_infer_nograd", nograd_forward(self, G, "InferenceNoGrad") if inplace else None)
-        self._snapshot()
+        object.__setattr__(self, "_infer_nograd", None)
+        if inplace and ("_tree" not in self.__dict__ or self._as_built()):
+            object.__setattr__(self, "_infer_nograd", nograd_forward(self, G, "InferenceNoGrad"))
+        if "_tree" not in self.__dict__:
+            self._snapshot()
+
+    def __getstate__(self):  # pickle, deepcopy: the tree and its snapshot; the generated code is made again
+        state = self.__dict__.copy()
+        for key in ("_forward_eval", "_forward_train", "_infer_nograd"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        train_plan, eval_plan, _ = part_plans(self.graph)
+        self._generate(train_plan, eval_plan)  # no fast path for a copy of a tree that was changed
 
     def _snapshot(self) -> None:
         """Record the tree as built: the fast path steps aside once a module is replaced or hooked.
@@ -288,7 +307,11 @@ class NetspecModule(nn.Module):
         return (self._infer_nograd is not None and not _module_hooks._global_forward_hooks
                 and not _module_hooks._global_forward_pre_hooks
                 and not any(map(_FORWARD_HOOKS, below)) and not any(map(_FORWARD_PRE_HOOKS, below))
-                and list(map(_CHILDREN, self._tree)) == self._tree_children)
+                and self._as_built())
+
+    def _as_built(self) -> bool:
+        """Is every module of the tree the one the build placed there?"""
+        return list(map(_CHILDREN, self._tree)) == self._tree_children
 
     @property
     def code(self) -> str:
@@ -298,7 +321,7 @@ class NetspecModule(nn.Module):
     def forward(self, x: torch.Tensor):
         if self.training:
             return self._forward_train(self, x)  # (logits, aux logits...) in spec order, with aux heads
-        if not torch.is_grad_enabled() and self.fast_path_active() and not _exporting(x):
+        if not torch.is_grad_enabled() and not _exporting(x) and self.fast_path_active():
             return self._infer_nograd(x)
         return self._forward_eval(self, x)
 
