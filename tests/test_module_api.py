@@ -110,7 +110,7 @@ def test_zoo_parts_hooks_and_replacement_in_every_mode(spec):
     """Points 2-3 of the module contract on every zoo spec: forward hooks and pre-hooks on a leaf,
     a block, a stage, the stem / head and the network fire once per forward in every mode (global
     ones too); an activation replaced by Identity changes the output; a 7-class classifier gives
-    (B, 7) in every mode; putting the modules back restores the original output bit for bit."""
+    (B, 7) in every mode; putting the modules back restores the fast path and its output."""
     G = _graph(spec)
     model = _build(spec)
     gen = torch.Generator().manual_seed(0)
