@@ -85,7 +85,8 @@ def _rel(path: str, unit: str) -> str:
 def part_plans(G: nx.DiGraph) -> tuple[PartPlan, PartPlan, dict[str, PartPlan]]:
     """(the network's training plan, its eval plan, {container path: plan}) for every container
     that computes something. Raises ValueError for a container whose children feed each other
-    both ways (no order of whole-child calls computes it)."""
+    both ways (no order of whole-child calls computes it; lowering cannot produce one: stem,
+    stages and head run in sequence, and a block's inner values are not visible outside it)."""
     train_out = list(dict.fromkeys(G.graph["outputs"].values()))
     needed = _needed(G, train_out)
     order = evaluation_order(G, needed)
@@ -158,10 +159,3 @@ def part_plans(G: nx.DiGraph) -> tuple[PartPlan, PartPlan, dict[str, PartPlan]]:
     evaluation = PartPlan("", train.inputs, (logits,), tuple(c for c in train.calls if c.child in keep))
     return train, evaluation, plans
 
-
-def part_interface(G: nx.DiGraph, path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(inputs, outputs) of the container at `path`, as IR node ids (see the module docstring)."""
-    plan = part_plans(G)[2].get(path)
-    if plan is None:
-        raise KeyError(f"'{path}' is not a part that computes anything")
-    return plan.inputs, plan.outputs

@@ -434,3 +434,22 @@ if __name__ == "__main__":  # python tests/test_module_api.py PAGE: paste what t
     for code, shown, printed in run_doc_examples(page):
         text = text.replace(f"```python\n{code}```\n\n```text\n{shown}```", f"```python\n{code}```\n\n```text\n{printed}```")
     page.write_text(text)
+
+
+def test_parts_refuse_children_that_feed_each_other_both_ways():
+    """No order of whole-child calls computes `a` and `b` here (a.x -> b.y -> a.z)."""
+    import networkx as nx
+    from netspec.parts import part_plans
+
+    G = nx.DiGraph(outputs={"logits": "a.z"})
+    for n, inputs in (("input", []), ("a.x", ["input"]), ("b.y", ["a.x"]), ("a.z", ["b.y"])):
+        G.add_node(n, inputs=inputs, aux=False)
+        for i in inputs:
+            G.add_edge(i, n)
+    with pytest.raises(ValueError, match=r"part 'network': its children \['a', 'b'\] read each other's values"):
+        part_plans(G)
+    G.remove_edge("b.y", "a.z")  # a.z reads a.x instead: a, then b (b's value feeds nothing: not computed)
+    G.nodes["a.z"]["inputs"] = ["a.x"]
+    G.add_edge("a.x", "a.z")
+    train, evaluation, plans = part_plans(G)
+    assert [c.child for c in train.calls] == ["a"] and plans["a"].outputs == ("a.z",)
