@@ -31,7 +31,7 @@ if ! python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '
   echo "setup: installing torch 2.13.0 (CPU)" >&2
   python -m pip install -q torch==2.13.0
 fi
-if ! python -c "import netspec, numpy, pytest, xdist, onnx, onnxruntime, safetensors, jsonschema, sklearn, matplotlib, tqdm, selenium, timm
+if ! python -c "import netspec, numpy, pytest, xdist, onnx, onnxruntime, safetensors, jsonschema, sklearn, matplotlib, tqdm, selenium, timm, torchinfo
 from netspec._torchvision import import_torchvision; import_torchvision()" 2>/dev/null; then
   echo "setup: installing netspec" >&2
   python -m pip install -q -e '.[test]'

@@ -60,8 +60,12 @@ def test_forward_is_generated_code_not_an_interpreter(small):
     model = netspec.compile(small)
     code = model.code
     assert "def forward(self, x)" in code
-    assert "self.stages_s1_blocks_mb" in code  # straight-line calls, one per op, by flat module name
+    assert "self.stem(x)" in code and "self.head(" in code  # straight-line calls of the parts
     assert "aux" not in code                  # the inference graph does not compute aux heads
+    assert "self.aux" in model._train_code    # the training one does
+    block = model.stages.s1.blocks.mb[0]
+    assert "self.se(" in block.code and "for " not in block.code  # each part: one call per child
+    assert "self.stages_s1_blocks_mb" in model._infer_nograd.code  # the flat no-grad fast path
 
 
 def test_same_seed_same_weights_and_global_rng_untouched(small):

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..optimize import inference_graph
-from .pytorch import NetspecModule, build_tree, eval_forward, generated_forward, nograd_forward
+from .pytorch import NetspecModule, build_tree, eval_forward, generated_forward, nograd_forward  # noqa: F401
 
 
 def _bn_affine(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +101,7 @@ class InferenceModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        return eval_forward(self)(x)
+        return eval_forward(self, x)(x)
 
 
 def optimize_module(model: NetspecModule, *, channels_last: bool = True, freeze: bool = False,
