@@ -17,11 +17,13 @@ numbers in the same order. What makes it readable:
 """
 from __future__ import annotations
 
+import ast
 import keyword
 import re
 import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -558,193 +560,23 @@ class Ejector:
 
 # --------------------------------------------------------------------------- layers torch.nn lacks
 
-HELPERS = {
-    "Conv2dSame": '''
-class Conv2dSame(nn.Conv2d):
-    """Conv2d with asymmetric (top, bottom, left, right) zero padding, e.g. TensorFlow's 'SAME'."""
+#: `backends/torch_layers.py` definitions that are not layers an ejected file writes: the build's
+#: conv factory and the no-grad in-place batch norm twin (an ejected file runs plain `nn.BatchNorm2d`).
+NOT_EJECTED = frozenset({"conv2d", "BatchNormInPlace"})
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=(0, 0, 0, 0), dilation=1, groups=1,
-                 bias=True):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, dilation=dilation,
-                         groups=groups, bias=bias)
-        t, b, l, r = pad
-        self.pad: List[int] = [l, r, t, b]  # F.pad order: last dimension first
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(F.pad(x, self.pad), self.weight, self.bias)
-''',
-    "GlobalAvgPool": '''
-class GlobalAvgPool(nn.Module):
-    def __init__(self, keepdim: bool = True):
-        super().__init__()
-        self.keepdim = keepdim
+def layer_sources() -> dict[str, str]:
+    """{name: source text} of each layer class (and function) in `backends/torch_layers.py`, in file
+    order: the very definitions the compiled module runs, so there is one definition of each layer.
+    Read as text and parsed with `ast`, never imported: eject stays torch-free."""
+    path = Path(__file__).with_name("backends") / "torch_layers.py"
+    text = path.read_text(encoding="utf-8")
+    return {node.name: ast.get_source_segment(text, node) for node in ast.parse(text).body
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef))
+            and not node.name.startswith("_") and node.name not in NOT_EJECTED}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean([2, 3], keepdim=self.keepdim)
-''',
-    "StochasticDepth": '''
-class StochasticDepth(nn.Module):
-    """torchvision.ops.StochasticDepth: drop whole residual branches while training."""
 
-    def __init__(self, p: float, mode: str = "row"):
-        super().__init__()
-        self.p = p
-        self.mode = mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        survival = 1.0 - self.p
-        if self.mode == "row":
-            size = [x.shape[0]] + [1] * (x.dim() - 1)
-        else:
-            size = [1] * x.dim()
-        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
-        if survival > 0.0:
-            noise.div_(survival)
-        return x * noise
-''',
-    "LayerNorm2d": '''
-class LayerNorm2d(nn.LayerNorm):
-    """Layer norm over the channels at each position of (N, C, H, W) (torchvision's LayerNorm2d)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)
-        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
-''',
-    "ChannelLinear": '''
-class ChannelLinear(nn.Linear):
-    """nn.Linear over the channels at each position (ConvNeXt's channels-last pwconv)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
-''',
-    "LayerScale": '''
-class LayerScale(nn.Module):
-    """x * gamma with a learned per-channel gamma (C, 1, 1)."""
-
-    def __init__(self, channels: int, init: float = 1e-6, dims: int = 3):
-        super().__init__()
-        shape = [channels] + [1] * (dims - 1)
-        self.weight = nn.Parameter(torch.full(shape, float(init)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.weight * x
-''',
-    "Concat": '''
-class Concat(nn.Module):
-    def forward(self, xs: List[torch.Tensor]) -> torch.Tensor:
-        return torch.cat(xs, 1)
-''',
-    "Add": '''
-class Add(nn.Module):
-    def forward(self, xs: List[torch.Tensor]) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return out
-''',
-    "Mul": '''
-class Mul(nn.Module):
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return x * y
-''',
-    "Chunk": '''
-class Chunk(nn.Module):
-    def __init__(self, chunks: int, index: int):
-        super().__init__()
-        self.chunks = chunks
-        self.index = index
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.chunk(self.chunks, 1)[self.index]
-''',
-    "channel_shuffle": '''
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """ShuffleNet's channel shuffle: view (groups, C / groups), transpose, flatten."""
-    b, c, h, w = x.shape
-    x = x.view(b, groups, c // groups, h, w)
-    return x.transpose(1, 2).contiguous().view(b, c, h, w)
-''',
-    "ChannelShuffle": '''
-class ChannelShuffle(nn.Module):
-    def __init__(self, groups: int):
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return channel_shuffle(x, self.groups)
-''',
-    "ScaledTanh": '''
-class ScaledTanh(nn.Module):
-    """A * tanh(S * x), LeCun's squashing function."""
-
-    def __init__(self, amplitude: float, slope: float):
-        super().__init__()
-        self.amplitude = amplitude
-        self.slope = slope
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.amplitude * torch.tanh(self.slope * x)
-''',
-    "Subsample": '''
-class Subsample(nn.Module):
-    """Per map: (sum of each k x k window) * weight + bias (LeCun et al. 1998)."""
-
-    def __init__(self, channels: int, kernel: Tuple[int, int], stride: Tuple[int, int], bias: bool = True):
-        super().__init__()
-        self.kernel = kernel
-        self.stride = stride
-        self.weight = nn.Parameter(torch.zeros(channels))
-        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
-        kernel = self.weight.view(c, 1, 1, 1).expand(c, 1, self.kernel[0], self.kernel[1])
-        return F.conv2d(x, kernel, self.bias, self.stride, groups=c)
-''',
-    "TableConv2d": '''
-class TableConv2d(nn.Module):
-    """Convolution through a connection table: output map i reads input maps table[i] only.
-    Output maps with the same number of inputs run as one grouped conv over their gathered inputs."""
-
-    def __init__(self, in_channels: int, table, kernel=(5, 5), stride=(1, 1), padding=(0, 0), bias=True):
-        super().__init__()
-        self.kernel, self.stride, self.padding = tuple(kernel), tuple(stride), tuple(padding)
-        fan_ins = sorted({len(m) for m in table})
-        self.groups: List[Tuple[int, int]] = [(k, sum(len(m) == k for m in table)) for k in fan_ins]
-        order = [i for k in fan_ins for i, m in enumerate(table) if len(m) == k]
-        self.register_buffer("in_index", torch.tensor([c for i in order for c in table[i]], dtype=torch.long))
-        self.register_buffer("out_index", torch.tensor([order.index(i) for i in range(len(table))],
-                                                       dtype=torch.long))
-        self.weight = nn.Parameter(torch.zeros(sum(len(m) for m in table), *self.kernel))
-        self.bias = nn.Parameter(torch.zeros(len(table))) if bias else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gathered = x.index_select(1, self.in_index)
-        outs: List[torch.Tensor] = []
-        pos = 0
-        for k, n in self.groups:
-            w = self.weight[pos:pos + n * k].view(n, k, self.kernel[0], self.kernel[1])
-            outs.append(F.conv2d(gathered[:, pos:pos + n * k], w, None, self.stride, self.padding, groups=n))
-            pos += n * k
-        y = torch.cat(outs, 1).index_select(1, self.out_index)
-        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
-''',
-    "RBF": '''
-class RBF(nn.Module):
-    """Euclidean RBF units y_i = sum_j (x_j - c_ij)^2 over fixed +-1 centres (a buffer)."""
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        self.register_buffer("centers", torch.randint(0, 2, (out_features, in_features)).float() * 2 - 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.centers
-        return x.square().sum(1, keepdim=True) - 2 * (x @ c.t()) + c.square().sum(1)
-''',
-}
+HELPERS = layer_sources()
 
 
 def eject(G: nx.DiGraph, *, version: str, source: str = "") -> str:
@@ -779,7 +611,8 @@ keys are those of `netspec.build(...)`, so weights move between the two with loa
 """
 '''
     imports = ["from collections import OrderedDict" if "OrderedDict(" in body else "",
-               "from typing import List, Tuple, Union", "", "import torch",
+               f"from typing import {'List, Optional' if 'Optional[' in ''.join(helpers) else 'List'}, Tuple, Union",
+               "", "import torch",
                "import torch.nn as nn", "import torch.nn.functional as F"]
     build = f'''def build_model(num_classes: int = {G.graph["num_classes"]}) -> {top_name}:
     """The network with fresh weights; load a netspec state dict with load_state_dict(strict=True)."""

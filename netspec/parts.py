@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from . import ops
 from .optimize import evaluation_order
 
 
@@ -39,6 +40,7 @@ class Call:
     child: str
     inputs: tuple[str, ...]   # IR nodes passed, in order
     outputs: tuple[str, ...]  # IR nodes it returns (several: a tuple in this order)
+    listed: bool = False      # the inputs go as one list (a leaf op of any arity: Concat, Add)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,9 @@ def part_plans(G: nx.DiGraph) -> tuple[PartPlan, PartPlan, dict[str, PartPlan]]:
         calls = []
         for u in units:
             if u in G and unit_of.get(u) == u:  # a leaf: the op module
-                calls.append(Call(_rel(path, u), tuple(G.nodes[u]["inputs"]), (u,)))
+                data = G.nodes[u]
+                listed = "op" in data and ops.get_op(data["op"]).arity is None
+                calls.append(Call(_rel(path, u), tuple(data["inputs"]), (u,), listed))
             else:
                 sub = plans[u] if u in plans else plan_of(u, members[u])
                 calls.append(Call(_rel(path, u), sub.inputs, sub.outputs))

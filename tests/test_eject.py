@@ -226,6 +226,64 @@ def test_custom_layers_are_written_only_when_used(tmp_path):
     assert "class Conv2dSame" not in text and "StochasticDepth" not in text
 
 
+def _definitions(text: str) -> dict[str, str]:
+    """{name: ast.dump} of each top-level class and function: the definition, whatever its layout."""
+    return {n.name: ast.dump(n) for n in ast.parse(text).body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+
+
+def test_ejected_layers_are_the_compiled_modules_own_definitions(tmp_path):
+    """One definition of each layer: a layer class (or function) an ejected file writes is, statement
+    for statement, the one in backends/torch_layers.py that the compiled module runs, and every such
+    class the compiled module instantiates is written."""
+    from pathlib import Path
+
+    from netspec.backends import torch_layers
+    defined = _definitions(Path(torch_layers.__file__).read_text(encoding="utf-8"))
+    written: dict[str, str] = {}
+    for case in ("lenet5_1998", "convnext", "efficientnet", "shufflenet_v2", "squeezenet1_0"):
+        G = graph(*CASES[case])
+        text = eject(G, version="x")
+        blocks = {n for n, _ in _definitions(text).items() if n in defined}
+        used = {type(m).__name__ for m in netspec.compile(G).modules() if type(m).__module__ == torch_layers.__name__}
+        used -= {"Add", "Concat", "Mul", "Chunk", "ChannelShuffle"}  # may be written inline (`Op.inline`)
+        assert used <= blocks, f"{case}: the compiled module's {sorted(used - blocks)} are not in the file"
+        for name in blocks:
+            assert _definitions(text)[name] == defined[name], f"{case}: {name} differs from torch_layers.py"
+            written[name] = case
+    assert {"TableConv2d", "Subsample", "ScaledTanh", "RBF", "LayerNorm2d", "ChannelLinear", "LayerScale",
+            "StochasticDepth", "channel_shuffle"} <= set(written)
+
+
+def test_every_ejectable_layer_scripts(tmp_path):
+    """Every definition eject may write compiles with TorchScript (multi-input layers take a list)."""
+    from netspec.eject import HELPERS
+    path = tmp_path / "layers.py"
+    path.write_text("from typing import List, Optional, Tuple\n\nimport torch\nimport torch.nn as nn\n"
+                    "import torch.nn.functional as F\n\n\n" + "\n\n\n".join(HELPERS.values()) + "\n")
+    L = import_file(path)
+    instances = {"Conv2dSame": L.Conv2dSame(3, 4, 3, pad=(0, 1, 0, 1)), "GlobalAvgPool": L.GlobalAvgPool(),
+                 "StochasticDepth": L.StochasticDepth(0.2), "LayerNorm2d": L.LayerNorm2d(3),
+                 "ChannelLinear": L.ChannelLinear(3, 4), "LayerScale": L.LayerScale(3), "Concat": L.Concat(),
+                 "Add": L.Add(inplace=1), "Mul": L.Mul(inplace=0), "Chunk": L.Chunk(3, 1),
+                 "ChannelShuffle": L.ChannelShuffle(3), "ScaledTanh": L.ScaledTanh(1.7, 0.6),
+                 "Subsample": L.Subsample(3, (2, 2), (2, 2)), "TableConv2d": L.TableConv2d(3, [[0], [1, 2]], (3, 3)),
+                 "RBF": L.RBF(3, 2)}
+    assert set(instances) | {"channel_shuffle"} == set(HELPERS)
+    x = torch.randn(2, 3, 6, 6)
+    for name, layer in instances.items():
+        scripted = torch.jit.script(layer.eval())
+        if name in ("Concat", "Add"):
+            args = ([x.clone(), x.clone()],)
+        elif name == "Mul":
+            args = (x.clone(), x.clone())
+        elif name == "RBF":
+            args = (x[:, :, 0, 0].clone(),)
+        else:
+            args = (x.clone(),)
+        want = layer(*[a if isinstance(a, torch.Tensor) else [t.clone() for t in a] for a in args])
+        torch.testing.assert_close(scripted(*args), want, msg=name)
+
+
 def test_cli_variant_and_no_aux(tmp_path, capsys):
     out = tmp_path / "g.py"
     assert main(["eject", str(SPECS / "googlenet.yaml"), "--no-aux", "--res", "96", "-o", str(out)]) == 0

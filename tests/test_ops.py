@@ -17,7 +17,8 @@ def run(op_name: str, params: dict, *in_shapes):
     inf = infer_op(op, op.Params.model_validate(params), list(in_shapes))
     module = op.torch(inf.attrs, list(in_shapes), inf.shape)
     with torch.no_grad():
-        y = module(*[torch.randn(2, *s) for s in in_shapes])
+        xs = [torch.randn(2, *s) for s in in_shapes]
+        y = module(xs) if op.arity is None else module(*xs)  # any arity: one list (TorchScript-able)
     return inf, module, y
 
 

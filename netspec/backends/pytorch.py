@@ -86,7 +86,9 @@ def _fx_graph(G: nx.DiGraph, outputs: list[str]) -> fx.Graph:
         if ops.get_op(data["op"]).name == "identity":  # nn.Identity: no call needed
             values[n] = values[data["inputs"][0]]
             continue
-        values[n] = graph.call_module(flat[n], tuple(values[i] for i in data["inputs"]))
+        args = [values[i] for i in data["inputs"]]
+        listed = ops.get_op(data["op"]).arity is None  # Concat / Add take one List[Tensor]
+        values[n] = graph.call_module(flat[n], (args,) if listed else tuple(args))
     result = [values[o] for o in outputs]
     graph.output(result[0] if len(result) == 1 else tuple(result))
     graph.lint()
@@ -197,7 +199,8 @@ def _plan_graph(plan: PartPlan) -> fx.Graph:
     for n, name in zip(plan.inputs, names):
         values[n] = graph.placeholder(name)
     for call in plan.calls:
-        node = graph.call_module(call.child, tuple(values[i] for i in call.inputs))
+        args = [values[i] for i in call.inputs]
+        node = graph.call_module(call.child, (args,) if call.listed else tuple(args))
         if len(call.outputs) == 1:
             values[call.outputs[0]] = node
         else:

@@ -4,10 +4,14 @@ Imported lazily by the op factories in `netspec.ops`, so the front end never
 loads torch. Parameterless modules keep the generated forward a plain chain of
 `call_module` nodes, which keeps the module tree (and `print(model)`) a
 faithful picture of the spec.
+
+This file is also the source `netspec eject` copies these layers from (read as text with `ast`,
+never imported there), so every definition here is TorchScript-scriptable: multi-input layers of
+any arity (`Concat`, `Add`) take one `List[Tensor]`, and the compiled module calls them with a list.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
@@ -23,10 +27,10 @@ class Conv2dSame(nn.Conv2d):
     def __init__(self, *args, pad: tuple[int, int, int, int], **kwargs):
         super().__init__(*args, padding=0, **kwargs)
         t, b, l, r = pad
-        self.pad = (l, r, t, b)  # F.pad order: last dim first
+        self.pad: List[int] = [l, r, t, b]  # F.pad order: last dim first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self.pad))
+        return self._conv_forward(F.pad(x, self.pad), self.weight, self.bias)
 
 
 def conv2d(a: dict) -> nn.Conv2d:
@@ -43,7 +47,7 @@ class GlobalAvgPool(nn.Module):
         self.keepdim = keepdim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean((2, 3), keepdim=self.keepdim)
+        return x.mean([2, 3], keepdim=self.keepdim)
 
     def extra_repr(self) -> str:
         return f"keepdim={self.keepdim}"
@@ -103,7 +107,7 @@ class LayerScale(nn.Module):
 
 
 class Concat(nn.Module):
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+    def forward(self, xs: List[torch.Tensor]) -> torch.Tensor:
         return torch.cat(xs, 1)
 
 
@@ -116,11 +120,12 @@ class Add(nn.Module):
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        if self.inplace is None:
+    def forward(self, xs: List[torch.Tensor]) -> torch.Tensor:
+        inplace = self.inplace  # a local: TorchScript refines Optional locals, not attributes
+        if inplace is None:
             out = xs[0] + xs[1]
         else:
-            out = xs[self.inplace].add_(xs[1 - self.inplace])
+            out = xs[inplace].add_(xs[1 - inplace])
         for x in xs[2:]:
             out.add_(x)  # out is ours alone now
         return out
@@ -138,9 +143,10 @@ class Mul(nn.Module):
         self.inplace = inplace
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.inplace is None:
+        inplace = self.inplace
+        if inplace is None:
             return x * y
-        return x.mul_(y) if self.inplace == 0 else y.mul_(x)
+        return x.mul_(y) if inplace == 0 else y.mul_(x)
 
     def extra_repr(self) -> str:
         return "" if self.inplace is None else f"inplace={self.inplace}"
@@ -186,17 +192,20 @@ class Chunk(nn.Module):
         return f"chunks={self.chunks}, index={self.index}"
 
 
-class ChannelShuffle(nn.Module):
-    """torchvision ShuffleNetV2's channel_shuffle: view (g, C/g), transpose, flatten."""
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """torchvision ShuffleNetV2's channel_shuffle: view (groups, C / groups), transpose, flatten."""
+    b, c, h, w = x.shape
+    x = x.view(b, groups, c // groups, h, w)
+    return x.transpose(1, 2).contiguous().view(b, c, h, w)
 
+
+class ChannelShuffle(nn.Module):
     def __init__(self, groups: int):
         super().__init__()
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        x = x.view(b, self.groups, c // self.groups, h, w)
-        return x.transpose(1, 2).contiguous().view(b, c, h, w)
+        return channel_shuffle(x, self.groups)
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
@@ -275,9 +284,10 @@ class TableConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gathered = x.index_select(1, self.in_index)
-        outs, pos = [], 0
+        outs: List[torch.Tensor] = []
+        pos = 0
         for k, n in self.groups:
-            w = self.weight[pos:pos + n * k].view(n, k, *self.kernel)
+            w = self.weight[pos:pos + n * k].view(n, k, self.kernel[0], self.kernel[1])
             outs.append(F.conv2d(gathered[:, pos:pos + n * k], w, None, self.stride, self.padding, groups=n))
             pos += n * k
         y = torch.cat(outs, 1).index_select(1, self.out_index)

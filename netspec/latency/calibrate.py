@@ -72,6 +72,7 @@ def timed_forward(G: nx.DiGraph, batch: int, rounds: int, clock: str, deadline: 
                   tick: Callable[[], None]) -> dict[str, list[float]]:
     """{IR node: per-round seconds}: the compiled no-grad forward run node by node, `rounds` times."""
     import torch
+    from torch import fx
 
     from ..api import compile
     from ..backends.pytorch import _flat_names
@@ -83,8 +84,7 @@ def timed_forward(G: nx.DiGraph, batch: int, rounds: int, clock: str, deadline: 
     x = torch.randn(batch, *G.graph["input_shape"], generator=torch.Generator().manual_seed(0))
     now = CLOCKS[clock]
     times: dict[str, list[float]] = {}
-    steps = [(node.name, node.target, [a.name for a in node.args]) for node in gm.graph.nodes
-             if node.op == "call_module"]
+    steps = [(node.name, node.target, node.args) for node in gm.graph.nodes if node.op == "call_module"]
     placeholder = next(node.name for node in gm.graph.nodes if node.op == "placeholder")
     with torch.inference_mode():
         for r in range(rounds + 1):            # round 0 warms up (allocator, oneDNN primitives)
@@ -92,7 +92,7 @@ def timed_forward(G: nx.DiGraph, batch: int, rounds: int, clock: str, deadline: 
                 break
             env = {placeholder: x.clone()}
             for name, target, args in steps:
-                inputs = [env[a] for a in args]
+                inputs = fx.node.map_arg(args, lambda a: env[a.name])  # Concat / Add: one list
                 module = modules[target]
                 t0 = now()
                 env[name] = module(*inputs)
