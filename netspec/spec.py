@@ -19,19 +19,37 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag,
                       ValidationError, ValidationInfo, create_model, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 from pydantic_core import PydanticUndefined
 
 from . import ops
 from .errors import Issue, SourceLoc, SpecError, did_you_mean
+from .escape import module_key_problem
 from .limits import MAX_CHANNELS, MAX_REPEAT
 from .recipe import Recipe
 from .yaml_loader import Locations, format_path, load_yaml, parse_path
 
 Expr = Annotated[str, StringConstraints(pattern=r"\$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+def _module_path(path: str) -> str:
+    """Every part of a module path (an entry, stage or aux-head name, a scope) must be usable as an
+    attribute of the compiled and the ejected module (netspec.escape.module_key_problem)."""
+    for part in path.split("."):
+        problem = module_key_problem(part)
+        if problem:
+            raise PydanticCustomError("module_name", "'{part}' cannot name a module: it {problem}",
+                                      {"part": part, "problem": problem})
+    return path
+
+
+# a name that becomes a module (a key of state_dict(), an attribute in ejected code)
+ModuleName = Annotated[Name, AfterValidator(_module_path)]
+ModulePath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"),
+                       AfterValidator(_module_path)]
 
 
 class Model(BaseModel):
@@ -46,7 +64,7 @@ class EntryBase(Model):
     # strict: `out: true` is not 1 and `kernel: 3.0` is not 3 (pairs still accept [h, w] lists)
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: Optional[Name] = Field(None, description="name of this entry; other entries refer to it by this name")
+    name: Optional[ModuleName] = Field(None, description="name of this entry; other entries refer to it by this name")
     inputs: Optional[Union[str, list[str]]] = Field(
         None, description="names of the entries this one reads (default: the previous entry); for a "
                           "repeated entry f: f.0, f.-1 one repeat, f.* all of them")
@@ -237,6 +255,9 @@ def _hint_for(err: dict, path: tuple, data: Any) -> str:
         return f"add `{path[-1]}:`" if path else ""
     if kind == "unknown_type":
         return err["ctx"]["hint"]
+    if kind == "module_name":
+        return ("module names become Python attributes (state_dict keys, `self.<name>` in ejected code): "
+                "rename it, e.g. with a suffix (`training_`)")
     if kind in ("string_pattern_mismatch",) and path and path[-1] == "name":
         return "names are identifiers: letters, digits and underscores, not starting with a digit"
     if kind == "less_than_equal":
@@ -467,7 +488,7 @@ class InputSpec(Model):
 
 
 class Stage(Model):
-    name: Optional[Name] = None
+    name: Optional[ModuleName] = None
     doc: str = ""
     blocks: list[Entry]  # type: ignore[valid-type]
 
@@ -475,9 +496,9 @@ class Stage(Model):
 class AuxHead(Model):
     """A side classifier attached to a named point; its logits are returned in training only."""
 
-    name: Name
+    name: ModuleName
     at: str = Field(description="name (or scope) of the entry whose output feeds the head")
-    scope: Optional[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")]] = Field(
+    scope: Optional[ModulePath] = Field(
         None, description="module path of the head (default aux.<name>); a path inside a stage, e.g. "
                           "stages.mixed6.AuxLogits, registers its parameters where the reference does")
     layers: list[Entry]  # type: ignore[valid-type]
