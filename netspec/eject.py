@@ -273,7 +273,7 @@ class Ejector:
             if _identifier(part):
                 text += f".{part}"
             elif parent in self.blocks or parent == "" or self.container_kind(parent) == "ModuleDict":
-                text = f"getattr({text}, {part!r})" if parent in self.blocks else f"{text}[{part!r}]"
+                text = f"getattr({text}, {part!r})" if parent in self.blocks or parent == "" else f"{text}[{part!r}]"
             else:
                 text += f"[{self.children[parent].index(child)}]"
             parent = child

@@ -82,7 +82,8 @@ def py_text(text: Any) -> str:
     Backslashes and both quote characters are escaped (so neither `\"\"\"` nor `'''` can close the
     string, and no backslash can start an escape), and every non-printable character - newlines,
     carriage returns, NUL, line and paragraph separators, lone surrogates - becomes its `\\x..`/
-    `\\u....` escape, so the text stays on one line and never ends a comment.
+    `\\u....` escape, so the text stays on one line and never ends a comment. A lone surrogate
+    (which no UTF-8 file can hold) is written as the text `\\udxxx`.
     """
     out = []
     for ch in str(text):
@@ -90,7 +91,9 @@ def py_text(text: Any) -> str:
             out.append("\\\\")
         elif ch in "\"'":
             out.append("\\" + ch)
-        elif ch.isprintable() and not ("\ud800" <= ch <= "\udfff"):
+        elif "\ud800" <= ch <= "\udfff":  # a lone surrogate: not even a docstring may hold one (no UTF-8)
+            out.append(f"\\\\u{ord(ch):04x}")
+        elif ch.isprintable():
             out.append(ch)
         else:
             code = ord(ch)
