@@ -185,7 +185,11 @@ def load_weights(model: torch.nn.Module, path: str | Path, *, ref_keys: list[str
         new[m.ours] = ckpt[m.theirs]
     if any(t.is_meta for t in state.values()):  # built without initialising: take the file's tensors
         matched = {m.ours for m in report.matches}
-        new = {k: v.to(state[k].dtype) if k in matched else torch.zeros(v.shape, dtype=v.dtype)
+        # copies, never the file's own memory: safetensors tensors are views into one buffer at the file's
+        # offsets, and with them as parameters CPU kernels ran another (unaligned) code path, so results
+        # differed from a model holding the same values in the rounding (and with the heap's state)
+        new = {k: v.to(state[k].dtype, memory_format=torch.contiguous_format, copy=True) if k in matched
+               else torch.zeros(v.shape, dtype=v.dtype)
                for k, v in new.items()}
         model.load_state_dict(new, strict=True, assign=True)
     else:
