@@ -631,7 +631,6 @@ def _shorthand_key(path: tuple) -> Optional[str]:
 
 def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
     """`--set path=value` on the raw data: `vars.width=1.4`, `stages[2].blocks[0].stride=1`."""
-    import yaml
 
     data = copy.deepcopy(data)
     for item in overrides:
@@ -640,9 +639,12 @@ def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
             raise SpecError(f"--set expects path=value, got '{item}'", where, "for example --set num_classes=10")
         path_text, value_text = item.split("=", 1)
         try:
-            value = yaml.safe_load(value_text)
-        except yaml.YAMLError as exc:
-            raise SpecError(f"--set value '{value_text}' is not valid YAML ({getattr(exc, 'problem', exc)})", where,
+            # the spec file's loader: the same size, node-count and tag limits as a file
+            value = load_yaml(f"--set {path_text}", text=value_text)[0] if value_text.strip() else None
+        except SpecError as exc:
+            if "YAML syntax error" not in str(exc):
+                raise
+            raise SpecError(f"--set value '{value_text}' is not valid YAML", where,
                             "quote it for the shell, e.g. --set 'input.size=[160, 192]'") from None
         parts: list[Any] = list(parse_path(path_text))
         if not parts:

@@ -33,6 +33,11 @@ def phi_value(text: str) -> float:
 def output_file(text: str, force: bool) -> Path:
     """Where a command may write: never over an existing file without --force, never into a missing folder."""
     path = Path(text)
+    if path.is_dir():
+        raise SpecError(f"cannot write {path}: it is a folder", SourceLoc(str(path)), "give a file name inside it")
+    if path.is_symlink() and not path.exists():  # writing would create whatever the link points to
+        raise SpecError(f"cannot write {path}: it is a dangling symbolic link", SourceLoc(str(path)),
+                        "remove the link or choose another file name")
     if path.exists() and not force:
         raise SpecError(f"{path} exists; not overwriting it", SourceLoc(str(path)),
                         "choose another file name or pass --force")
