@@ -23,6 +23,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    return value
+
+
+def bounded_float(low: float, high: float, *, low_open: bool = False):
+    """An argparse type: a finite number in [low, high] ((low, high] with low_open); never inf or nan."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'above' if low_open else 'from'} {low:g} "
+                                             f"{'and at most' if low_open else 'to'} {high:g}, got {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
 def phi_value(text: str) -> float:
     value = float(text)
     if not math.isfinite(value) or not 0 <= value <= 16:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import SourceLoc, SpecError
-from .common import add_spec_args
+from .common import add_spec_args, positive_int
 from .train import add_data_args, resolved
 
 
@@ -20,7 +20,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_spec_args(p, aux=False)
     add_data_args(p)
     p.add_argument("--weights", required=True, help="a state dict (best.pt) or a checkpoint (checkpoint.pt)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     return p
 
 
