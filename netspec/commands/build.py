@@ -30,6 +30,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="load a checkpoint (.pt/.pth/.safetensors): netspec's own keys, or the spec's reference's "
                         "(torchvision), matched by name or registration order and checked by shape")
     p.add_argument("--weights-report", action="store_true", help="print how every tensor of --weights was matched")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="load --weights holding NaN or infinite values (with a warning) instead of refusing them")
     p.add_argument("--save-as", choices=("netspec", "torchvision"), default="netspec",
                    help="key names of a saved state dict: netspec's (default) or the reference's "
                         "(torchvision: the constructor loads it with strict=True)")
@@ -149,7 +151,7 @@ def run(args) -> int:
         import torch
         with torch.device("meta"):  # every tensor comes from the file: nothing to initialise
             model = compile(loaded.graph, seed=None, max_params=args.max_params)
-        report = load_weights(model, args.weights, ref_keys=keys)
+        report = load_weights(model, args.weights, ref_keys=keys, allow_nonfinite=args.allow_nonfinite)
     else:
         model = compile(loaded.graph, seed=args.seed, max_params=args.max_params)
     s = summary(loaded)

@@ -45,10 +45,31 @@ def atomic_write(path: Path, write) -> None:
 
 def load_checkpoint(path: Path) -> dict:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file
         raise SpecError(f"cannot read this checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
                         SourceLoc(str(path)), "start over with --force") from None
+    problem = checkpoint_problem(state)
+    if problem:
+        raise SpecError(f"this is not a netspec training checkpoint: {problem}", SourceLoc(str(path)),
+                        "the file is damaged or was written by something else; start over with --force")
+    return state
+
+
+def checkpoint_problem(state) -> Optional[str]:
+    """What is wrong with the structure of a resumed checkpoint (a tampered `epoch: -5` would train
+    with a negative learning rate), or None."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a dict"
+    for key in ("model", "optimizer", "scheduler"):
+        if not isinstance(state.get(key), dict):
+            return f"'{key}' is missing or not a dict"
+    epoch, best = state.get("epoch"), state.get("best_acc1")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= 1_000_000:
+        return f"'epoch' is {epoch!r}, not a count of epochs"
+    if not isinstance(best, (int, float)) or isinstance(best, bool) or not -1.0 <= best <= 100.0:
+        return f"'best_acc1' is {best!r}, not an accuracy"
+    return None
 
 
 class RunDir:
