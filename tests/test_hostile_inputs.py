@@ -187,14 +187,14 @@ def test_non_finite_weights_are_refused_unless_allowed(tmp_path, capsys):
 def test_tampered_resume_checkpoint(tmp_path, change, message):
     torch = pytest.importorskip("torch")
     from netspec.errors import SpecError
-    from netspec.train.rundir import load_checkpoint
+    from netspec.train.rundir import load_resume_checkpoint
     good = {"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 2, "best_acc1": 50.0}
     path = tmp_path / "checkpoint.pt"
     torch.save(good, path)
-    assert load_checkpoint(path)["epoch"] == 2
+    assert load_resume_checkpoint(path)["epoch"] == 2
     torch.save({**good, **change}, path)
     with pytest.raises(SpecError, match=message.replace("(", r"\(")):
-        load_checkpoint(path)
+        load_resume_checkpoint(path)
 
 
 def test_decompression_bomb_in_an_image_folder(tmp_path, monkeypatch):
@@ -207,3 +207,30 @@ def test_decompression_bomb_in_an_image_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4,096 pixels is over twice the limit
     with pytest.raises(SpecError, match="image refused"):
         _Loader(3)(str(path))
+
+
+def test_eval_with_a_foreign_state_dict(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    for bad in ({3: torch.zeros(2)}, [torch.zeros(2)], {"model": {"x": torch.zeros(2)}}):
+        path = tmp_path / "best.pt"
+        torch.save(bad, path)
+        assert rc(["eval", LENET, "--weights", str(path), "--data", "fake", "--fake-images", "8"]) == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and "Traceback" not in err
+
+
+def test_resume_with_a_checkpoint_of_another_network(tmp_path, capsys):
+    """The issue's reproducer: `train --resume` after the spec changed is exit 2 naming the checkpoint."""
+    torch = pytest.importorskip("torch")
+    run = tmp_path / "run"
+    run.mkdir()
+    state = {"model": {"other.weight": torch.zeros(3)}, "optimizer": {}, "scheduler": {}, "epoch": 1,
+             "best_acc1": 10.0}
+    torch.save(state, run / "checkpoint.pt")
+    argv = ["train", LENET, "--data", "fake", "--fake-images", "8", "--out", str(run), "--resume", "--no-progress"]
+    assert rc(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{run / 'checkpoint.pt'}: --resume: the checkpoint does not match this run" in err
+    torch.save({**state, "epoch": -5}, run / "checkpoint.pt")
+    assert rc(argv) == 2
+    assert "'epoch' is -5, not a count of epochs" in capsys.readouterr().err

@@ -36,6 +36,9 @@ def run(args) -> int:
         raise SpecError(f"--weights: {path} does not exist", SourceLoc(str(path)), "give RUN_DIR/best.pt")
     state = load_checkpoint(path)
     state = state.get("model", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise SpecError(f"--weights {path} holds no state dict (a dict of tensor names to tensors)",
+                        SourceLoc(str(path)), "give RUN_DIR/best.pt or RUN_DIR/checkpoint.pt")
     c, h, w = graph.graph["input_shape"]
     data = D.load_data(args.data, channels=c, size=(h, w), num_classes=graph.graph["num_classes"], seed=recipe.seed,
                        val_fraction=args.val_split, fake_images=args.fake_images)
@@ -43,7 +46,7 @@ def run(args) -> int:
     model = compile(graph, seed=recipe.seed)
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:
         raise SpecError(f"--weights {path} do not fit this spec: {str(exc).splitlines()[0][:300]}",
                         SourceLoc(str(path)), "evaluate with the spec (and --variant / --set) it was trained with; "
                                               "RUN_DIR/spec.yaml is that spec") from None

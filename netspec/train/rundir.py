@@ -45,13 +45,18 @@ def atomic_write(path: Path, write) -> None:
 
 def load_checkpoint(path: Path) -> dict:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file
         raise SpecError(f"cannot read this checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
                         SourceLoc(str(path)), "start over with --force") from None
+
+
+def load_resume_checkpoint(path: Path) -> dict:
+    """A run's checkpoint.pt for --resume, its structure checked."""
+    state = load_checkpoint(path)
     problem = checkpoint_problem(state)
     if problem:
-        raise SpecError(f"this is not a netspec training checkpoint: {problem}", SourceLoc(str(path)),
+        raise SpecError(f"--resume: this is not a netspec training checkpoint: {problem}", SourceLoc(str(path)),
                         "the file is damaged or was written by something else; start over with --force")
     return state
 
@@ -93,7 +98,7 @@ class RunDir:
                             "--resume continues it, --force starts over, or choose another --out")
         state = None
         if resume and self.file("checkpoint.pt").exists():
-            state = load_checkpoint(self.file("checkpoint.pt"))
+            state = load_resume_checkpoint(self.file("checkpoint.pt"))
         if main:
             self.path.mkdir(parents=True, exist_ok=True)
             if force and not resume:
