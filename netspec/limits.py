@@ -53,7 +53,7 @@ def default_max_params() -> int:
         if value >= 1:
             return value
         from .errors import SourceLoc, SpecError
-        raise SpecError(f"{ENV_MAX_PARAMS}={text!r} is not a parameter count from 1 to {MAX_PARAMS_SETTING:.0e}",
+        raise SpecError(f"{ENV_MAX_PARAMS}={text!r} is not a positive number (a parameter count up to {MAX_PARAMS_SETTING:.0e})",
                         SourceLoc(ENV_MAX_PARAMS), "set it to a parameter count such as 2e9, or unset it")
     return int(available_memory() * MEMORY_SHARE) // BYTES_PER_VALUE
 
