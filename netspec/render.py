@@ -760,6 +760,9 @@ def write(source: str, path: Path, *, force: bool = False) -> None:
     if suffix not in FORMATS:
         raise SpecError(f"-o: unknown file type '{suffix or path.name}'", SourceLoc(str(path)),
                         "use .svg, .png, .pdf or .dot")
+    if path.is_dir() or (path.is_symlink() and not path.exists()):  # a folder; a link to nothing yet
+        raise SpecError(f"-o {path} is a {'folder' if path.is_dir() else 'dangling symbolic link'}; not writing it",
+                        SourceLoc(str(path)), "choose another file name")
     if path.exists() and not force:
         raise SpecError(f"-o {path} exists; not overwriting it", SourceLoc(str(path)),
                         "choose another file name or pass --force")

@@ -149,6 +149,17 @@ def test_outputs_that_are_folders_or_dangling_links(tmp_path, capsys):
     assert rc(["eject", LENET, "-o", str(link), "--force"]) == 2
     assert "dangling symbolic link" in capsys.readouterr().err
     assert not (tmp_path / "elsewhere").exists()
+    dot_link = tmp_path / "link.dot"
+    dot_link.symlink_to(tmp_path / "elsewhere" / "target.dot")
+    assert rc(["render", LENET, "-o", str(dot_link), "--force"]) == 2
+    assert "dangling symbolic link" in capsys.readouterr().err
+    (tmp_path / "folder.dot").mkdir()
+    assert rc(["render", LENET, "-o", str(tmp_path / "folder.dot"), "--force"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    pytest.importorskip("torch")
+    (tmp_path / "model.pt").mkdir()
+    assert rc(["build", LENET, "--out", str(tmp_path / "model.pt"), "--force"]) == 2
+    assert "it is a folder" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- checkpoints and data
