@@ -286,10 +286,24 @@ def _built_params(path: str) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters()), costs.total_params(G, include_aux=True)
 
 
+def _import_heavy_modules() -> None:
+    """torch (and torchvision, for train/eval) imported outside any case's deadline: an import cut
+    short by the alarm leaves torch half-registered, and every later case fails with its error."""
+    import torch  # noqa: F401
+
+    import netspec.backends.pytorch  # noqa: F401
+    from netspec._torchvision import import_torchvision
+    try:
+        import_torchvision()
+    except Exception:  # noqa: BLE001 - without torchvision, train/eval refuse with a located error
+        pass
+
+
 def run_case(case: Case, workdir: Path) -> Outcome:
     import time
 
     from netspec.errors import SpecError
+    _import_heavy_modules()
     path = workdir / f"case_{case.seed}.yaml"
     path.write_bytes(case.content)
     outcome = Outcome(case)
