@@ -19,7 +19,6 @@ so the same spec always gives byte-identical DOT.
 """
 from __future__ import annotations
 
-import html
 import importlib
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ import networkx as nx
 
 from .analysis import costs
 from .errors import SourceLoc, SpecError, did_you_mean
+from .escape import dot_string, html_text
 
 LEVELS = ("network", "stage", "block", "op")
 ANNOTATIONS = ("shapes", "params", "macs", "rf")
@@ -244,7 +244,7 @@ def _wrap(bits: list[str], width: int = 30) -> list[str]:
 
 
 def _esc(s: str) -> str:
-    return html.escape(str(s), quote=True)
+    return html_text(s)
 
 
 def _strip(kinds: list[str]) -> str:
@@ -671,7 +671,7 @@ def to_dot(G: nx.DiGraph, view: View, *, direction: str = "TB", annotate: tuple 
             graph.node(v.id, label=f"<{v.label}>", **_node_attrs(v))
         for inner in children.get(scope, []):
             sub = graphviz.Digraph(name=f"cluster_{inner}")
-            sub.attr(label=view.clusters[inner], **_cluster_attrs(G.graph["scopes"][inner]))
+            sub.attr(label=dot_string(view.clusters[inner]), **_cluster_attrs(G.graph["scopes"][inner]))
             fill(sub, inner)
             graph.subgraph(sub)
 
@@ -712,7 +712,7 @@ def render_side_by_side(graphs: list[nx.DiGraph], labels: list[str], rows: list[
     for i, (G, label) in enumerate(zip(graphs, labels)):
         view = collapse(G, "stage", (), annotate)
         sub = graphviz.Digraph(name=f"cluster_net{i}")
-        sub.attr(label=f"{label}\n{costs.total_params(G):,} params · {short(costs.total_macs(G))} MACs",
+        sub.attr(label=f"{dot_string(label)}\n{costs.total_params(G):,} params · {short(costs.total_macs(G))} MACs",
                  style="rounded,filled", fillcolor="#fbfbfb", color="#aaaaaa", fontsize="12", labeljust="c")
         for v in view.nodes:
             sub.node(nid(i, v.id), label=f"<{v.label}>", **_node_attrs(v))
@@ -765,6 +765,9 @@ def write(source: str, path: Path, *, force: bool = False) -> None:
     if suffix not in FORMATS:
         raise SpecError(f"-o: unknown file type '{suffix or path.name}'", SourceLoc(str(path)),
                         "use .svg, .png, .pdf or .dot")
+    if path.is_dir() or (path.is_symlink() and not path.exists()):  # a folder; a link to nothing yet
+        raise SpecError(f"-o {path} is a {'folder' if path.is_dir() else 'dangling symbolic link'}; not writing it",
+                        SourceLoc(str(path)), "choose another file name")
     if path.exists() and not force:
         raise SpecError(f"-o {path} exists; not overwriting it", SourceLoc(str(path)),
                         "choose another file name or pass --force")
