@@ -18,6 +18,7 @@ compares the list with the installed torch.
 from __future__ import annotations
 
 import html
+import json
 import keyword
 import math
 from typing import Any, Optional
@@ -145,3 +146,18 @@ def dot_string(text: Any) -> str:
 def html_text(text: Any) -> str:
     """Text for HTML (and Graphviz HTML-like labels): `& < > " '` escaped; NUL removed."""
     return html.escape(str(text), quote=True).replace("\0", "")
+
+
+# In a <script> element the HTML parser ends the script at `</script` and changes state at
+# `<!--` and `<script`, whatever JSON thinks of the text. Writing every `<`, `>` and `&` as a
+# \\u escape keeps all three out while the JSON value stays the same; U+2028/U+2029 are
+# escaped too, for JavaScript parsers older than ES2019.
+_SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                                  "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def script_json(value: Any) -> str:
+    """`value` as JSON that is safe to place between `<script type="application/json">` tags
+    (no `</`, `<!--` or `<script` can occur in it) and parses back to the same value (the HTML report)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.translate(_SCRIPT_ESCAPES)

@@ -243,10 +243,6 @@ def _wrap(bits: list[str], width: int = 30) -> list[str]:
     return lines + ([line] if line else [])
 
 
-def _esc(s: str) -> str:
-    return html_text(s)
-
-
 def _strip(kinds: list[str]) -> str:
     """A row of small cells, one per op in IR order, coloured by kind: the block's anatomy at a glance."""
     cells = kinds[:MAX_STRIP]
@@ -257,8 +253,8 @@ def _strip(kinds: list[str]) -> str:
 
 
 def _table(title: str, lines: list[str], extra_rows: str = "") -> str:
-    rows = f'<TR><TD><B>{_esc(title)}</B></TD></TR>'
-    rows += "".join(f'<TR><TD><FONT POINT-SIZE="10">{_esc(t)}</FONT></TD></TR>' for t in lines)
+    rows = f'<TR><TD><B>{html_text(title)}</B></TD></TR>'
+    rows += "".join(f'<TR><TD><FONT POINT-SIZE="10">{html_text(t)}</FONT></TD></TR>' for t in lines)
     return f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="1">{rows}{extra_rows}</TABLE>'
 
 
@@ -368,7 +364,7 @@ def op_node(ctx: Ctx, n: str) -> VNode:
     d = G.nodes[n]
     shape, glyph = OP_SHAPES.get(d["op"], ("box", None))
     if glyph:  # join glyph in a small circle; stats would not fit
-        return VNode(n, _esc(glyph), op_kind(G, n), shape, aux=d["aux"])
+        return VNode(n, html_text(glyph), op_kind(G, n), shape, aux=d["aux"])
     lines = ctx.stats([n])
     if d["op"] == "input":
         lines = [shape_text(d["shape"])]
@@ -584,10 +580,10 @@ def _edge_glyph(role: str) -> str:
 def legend_entries(view: View) -> list[str]:
     """Legend entries as inline text: op-kind swatches (a coloured ■), then the edge styles that occur.
     Plain text lines, not table cells: cells would be stretched to the title's width."""
-    entries = [f'<FONT COLOR="{KIND_COLOURS[k]}" POINT-SIZE="16">■</FONT> {_esc(KIND_NAMES.get(k, k))}'
+    entries = [f'<FONT COLOR="{KIND_COLOURS[k]}" POINT-SIZE="16">■</FONT> {html_text(KIND_NAMES.get(k, k))}'
                for k in view.kinds]
     roles = [r for r in EDGE_NAMES if any(e.role == r for e in view.edges)]
-    entries += [f'<FONT COLOR="{EDGE_STYLES[r]["color"]}"><B>{_edge_glyph(r)}</B></FONT> {_esc(EDGE_NAMES[r])}'
+    entries += [f'<FONT COLOR="{EDGE_STYLES[r]["color"]}"><B>{_edge_glyph(r)}</B></FONT> {html_text(EDGE_NAMES[r])}'
                 for r in roles]
     if any(v.kind == "block" for v in view.nodes):
         entries.append("block strip: its ops in order")
@@ -596,7 +592,7 @@ def legend_entries(view: View) -> list[str]:
 
 def graph_label(G: nx.DiGraph, view: View, legend: bool) -> str:
     """The title, with the legend under it: kept out of the layout so it never pushes nodes around."""
-    title = f'<TR><TD><FONT POINT-SIZE="18">{_esc(title_text(G, view.level))}</FONT></TD></TR>'
+    title = f'<TR><TD><FONT POINT-SIZE="18">{html_text(title_text(G, view.level))}</FONT></TD></TR>'
     entries = legend_entries(view) if legend else []
     gap = "&nbsp;" * 4
     lines = "".join(f"<TR><TD>{gap.join(entries[i:i + LEGEND_ROW])}</TD></TR>"
@@ -701,7 +697,7 @@ def render_side_by_side(graphs: list[nx.DiGraph], labels: list[str], rows: list[
     so aligned stages stand level with each other."""
     dot = graphviz.Digraph(name="compare")
     title = " vs ".join(labels) + "  —  stage level"
-    dot.attr(rankdir="TB", label=f'<<FONT POINT-SIZE="18">{_esc(title)}</FONT>>', labelloc="t",
+    dot.attr(rankdir="TB", label=f'<<FONT POINT-SIZE="18">{html_text(title)}</FONT>>', labelloc="t",
              fontname="Helvetica", newrank="true", nodesep="0.4", ranksep="0.3")
     dot.attr("node", fontname="Helvetica", fontsize="11", margin="0.08,0.04", height="0.3")
     dot.attr("edge", fontname="Helvetica", fontsize="9", arrowsize="0.6")
