@@ -48,9 +48,14 @@ requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty
 update values xpu zero_grad
 """.split())
 
-# Attributes the compiled network (`netspec.backends.pytorch.NetspecModule`) sets on itself.
-NETSPEC_MODULE_ATTRIBUTES = frozenset({"graph", "code", "spec_name", "input_shape", "output_names",
-                                       "_infer", "_train", "_infer_nograd"})
+# Attributes the compiled network (`netspec.backends.pytorch.NetspecModule`), its parts (`Part`) and a
+# backbone (`OutputsModule`) have besides nn.Module's (tests/test_security.py checks the list is complete).
+NETSPEC_MODULE_ATTRIBUTES = frozenset("""
+graph code spec_name input_shape output_names output_nodes inplace fast_path_active
+netspec_scope netspec_inputs netspec_outputs netspec_plan
+_infer _train _infer_nograd _forward _forward_eval _forward_train _eval_code _train_code
+_generate _snapshot _as_built _tree _below _tree_children
+""".split())
 
 
 def module_key_problem(name: str) -> Optional[str]:
