@@ -18,7 +18,6 @@ numbers in the same order. What makes it readable:
 from __future__ import annotations
 
 import ast
-import keyword
 import re
 import textwrap
 from collections import defaultdict
@@ -29,6 +28,7 @@ from typing import Any
 import networkx as nx
 
 from . import ops
+from .escape import is_py_identifier, py_literal, py_text
 from .errors import Issue, SourceLoc, SpecError
 from .optimize import evaluation_order
 
@@ -86,7 +86,7 @@ def _values(expr, out: list) -> None:
 def literal(value) -> str:
     if isinstance(value, Sym):
         return value.name
-    return repr(value)
+    return py_literal(value)
 
 
 def render(expr, texts: list, indent: int) -> str:
@@ -127,7 +127,7 @@ def camel(name: str) -> str:
 
 
 def _identifier(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name)
+    return is_py_identifier(name)
 
 
 # --------------------------------------------------------------------------- the generator
@@ -280,7 +280,7 @@ class Ejector:
             if _identifier(part):
                 text += f".{part}"
             elif parent in self.blocks or parent == "" or self.container_kind(parent) == "ModuleDict":
-                text = f"getattr({text}, {part!r})" if parent in self.blocks else f"{text}[{part!r}]"
+                text = f"getattr({text}, {part!r})" if parent in self.blocks or parent == "" else f"{text}[{part!r}]"
             else:
                 text += f"[{self.children[parent].index(child)}]"
             parent = child
@@ -340,7 +340,7 @@ class Ejector:
             key = u.rsplit(".", 1)[-1]
             if not _identifier(key):
                 key = self.scopes[u]["type"] if u in self.blocks else (
-                    self.G.nodes[u]["op"] if self.is_op(u) else f"{u.split('.')[-2]}_{key}")
+                    self.G.nodes[u]["op"] if self.is_op(u) else "_".join(u.split(".")[-2:]))
             key = re.sub(r"\W", "_", key)
             if not _identifier(key):
                 key = "y_" + key
@@ -516,8 +516,8 @@ class Ejector:
         args = ["xs: List[torch.Tensor]"] if self.variadic(first) else \
             [f"{p}: torch.Tensor" for p in self.input_names(first)]
         used_by = [s for s, _, _ in instances]
-        doc = f"Block '{type_name}'" + (f" ({len(used_by)} uses: {used_by[0]}, ...)" if len(used_by) > 1
-                                         else f" ({used_by[0]})")
+        doc = py_text(f"Block '{type_name}'" + (f" ({len(used_by)} uses: {used_by[0]}, ...)" if len(used_by) > 1
+                                                 else f" ({used_by[0]})"))
         lines = [f"class {name}(nn.Module):", f'    """{doc}."""', "",
                  f"    def __init__(self{''.join(', ' + p for p in final_names)}):",
                  "        super().__init__()"]
@@ -539,7 +539,7 @@ class Ejector:
 
     def top_class(self, name: str) -> str:
         kids = [(c, self.expr(c)) for c in self.children[""]]
-        lines = [f"class {name}(nn.Module):", f'    """{self.G.graph["name"]}: the whole network."""', "",
+        lines = [f"class {name}(nn.Module):", f'    """{py_text(self.G.graph["name"])}: the whole network."""', "",
                  f"    def __init__(self, num_classes: int = {self.G.graph['num_classes']}):",
                  "        super().__init__()"]
         for k, e in kids:
@@ -549,7 +549,8 @@ class Ejector:
             _values(e, vals)
             texts = [None if (not pos and d is not ops.REQUIRED and v == d and type(v) is type(d)) else literal(v)
                      for (_, _, d, pos), v in zip(slots, vals)]
-            lines.append(f"        self.{k} = {render(e, texts, 8)}")
+            src = render(e, texts, 8)
+            lines.append(f"        self.{k} = {src}" if _identifier(k) else f"        self.add_module({k!r}, {src})")
         outs = list(self.G.graph["outputs"])
         ret = "torch.Tensor" if len(outs) == 1 else \
             f"Union[torch.Tensor, Tuple[{', '.join(['torch.Tensor'] * len(outs))}]]"
@@ -598,15 +599,18 @@ def eject(G: nx.DiGraph, *, version: str, source: str = "") -> str:
                 wanted.add(h)
                 changed = True
     helpers = [HELPERS[h].strip() for h in HELPERS if h in wanted]
-    ref = textwrap.fill("Reference: " + (G.graph.get("reference") or "none given"), 100)
+    # every free string of the spec goes through py_text: it cannot close the docstring (and
+    # break_long_words=False: a wrap inside a word could split an escape from what it escapes)
+    ref = textwrap.fill("Reference: " + py_text(G.graph.get("reference") or "none given"), 100,
+                        break_long_words=False, break_on_hyphens=False)
     c, h, w = G.graph["input_shape"]
-    header = f'''"""{G.graph["name"]}: a standalone PyTorch model.
+    header = f'''"""{py_text(G.graph["name"])}: a standalone PyTorch model.
 
 {ref}
 Input: (N, {c}, {h}, {w}); {G.graph["num_classes"]} classes by default.
-Source spec: {source or "(not recorded)"}
+Source spec: {py_text(source or "(not recorded)")}
 
-Generated by netspec eject (netspec {version}) — edit freely. It needs only torch; its state_dict()
+Generated by netspec eject (netspec {py_text(version)}) — edit freely. It needs only torch; its state_dict()
 keys are those of `netspec.build(...)`, so weights move between the two with load_state_dict(strict=True).
 """
 '''

@@ -89,12 +89,19 @@ def _runs(values: Any) -> list:
     return out
 
 
+def _round(number, ndigits=None):
+    """round(), with ndigits bounded: round(5, -10**8) computes 10**(10**8) before it answers."""
+    if ndigits is not None and isinstance(ndigits, int) and abs(ndigits) > _MAX_NDIGITS:
+        raise ValueError(f"round() to {ndigits:,} digits (at most {_MAX_NDIGITS} either way)")
+    return round(number, ndigits)
+
+
 FUNCTIONS = {
     "min": min,
     "max": max,
     "int": int,
     "float": float,
-    "round": round,
+    "round": _round,
     "abs": abs,
     "ceil": math.ceil,
     "floor": math.floor,
@@ -127,6 +134,10 @@ _MAX_MAGNITUDE = 10**15  # no spec needs bigger numbers; this stops 9**9**9 styl
 _MAX_LENGTH = 10_000     # nor longer strings or lists: 'a' * 10**9 is refused before it is built
 _MAX_SOURCE = 1_000      # characters in one expression: Python's parser recurses per operator
 _MAX_DEPTH = 50          # nesting levels of one expression's syntax tree
+_MAX_NDIGITS = 30        # round(x, n): |n| (a float has 17 significant digits)
+# printf-style conversions: the width and precision a `'%5.2f' % $x` may ask for (checked before
+# formatting, which would allocate the padded string first); `*` (width from the arguments) is refused
+_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.)", re.S)
 
 
 def _depth(tree: ast.AST) -> int:
@@ -222,13 +233,23 @@ class _Evaluator:
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
         value = self.visit(node.operand)
-        if isinstance(node.op, ast.USub):
-            return -value
-        if isinstance(node.op, ast.UAdd):
-            return +value
         if isinstance(node.op, ast.Not):
             return not value
-        raise ExprError(f"operator not allowed in '{self.text}'")
+        if not isinstance(node.op, (ast.USub, ast.UAdd)):
+            raise ExprError(f"operator not allowed in '{self.text}'")
+        if not isinstance(value, (int, float)):  # -'a', -[1], -None
+            raise ExprError(f"type error in '{self.text}': unary {'-' if isinstance(node.op, ast.USub) else '+'} "
+                            f"needs a number, got {type(value).__name__}")
+        return -value if isinstance(node.op, ast.USub) else +value
+
+    def _check_format(self, template: str) -> None:
+        for m in _FORMAT.finditer(template):
+            width, precision = m.group(1), m.group(2)
+            if "*" in (width, precision):
+                raise ExprError(f"'*' widths are not allowed in '{self.text}'", "write the width as a number")
+            for n in (width, precision):
+                if n is not None and (len(n) > 6 or int(n) > _MAX_LENGTH):
+                    raise ExprError(f"format width {n} in '{self.text}' is larger than {_MAX_LENGTH:,}")
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
         op = _BINOPS.get(type(node.op))
@@ -237,6 +258,8 @@ class _Evaluator:
         left, right = self.visit(node.left), self.visit(node.right)
         if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
             raise ExprError(f"exponent too large in '{self.text}'")
+        if isinstance(node.op, ast.Mod) and isinstance(left, str):  # printf-style: check widths first
+            self._check_format(left)
         if isinstance(node.op, ast.Mult):  # sequence repetition: check the size before building it
             for seq, n in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > _MAX_LENGTH:
@@ -288,8 +311,10 @@ class _Evaluator:
             name = node.func.id
             raise ExprError(f"function '{name}' is not allowed in '{self.text}'",
                             did_you_mean(name, list(FUNCTIONS), "functions"))
+        if any(k.arg is None for k in node.keywords):  # `**$a` would be dropped silently
+            raise ExprError(f"'**' arguments are not allowed in '{self.text}'", "pass each argument by name")
         args = [self.visit(a) for a in node.args]
-        kwargs = {k.arg: self.visit(k.value) for k in node.keywords if k.arg}
+        kwargs = {k.arg: self.visit(k.value) for k in node.keywords}
         try:
             return self._check(FUNCTIONS[node.func.id](*args, **kwargs))
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:

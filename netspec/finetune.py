@@ -39,8 +39,9 @@ def classifier_keys(keys, G: nx.DiGraph) -> frozenset[str]:
 
 
 def load_pretrained(graph: nx.DiGraph, ref_keys: list[str] | None, weights: str | Path, *, strict: bool = False,
-                    seed: int | None = 0, max_params: int | None = None):
-    """(model, weights.Report): the compiled graph with the checkpoint's tensors.
+                    seed: int | None = 0, max_params: int | None = None, allow_nonfinite: bool = False):
+    """(model, weights.Report): the compiled graph with the checkpoint's tensors (NaN or infinite
+    values are refused unless `allow_nonfinite`, which only warns).
 
     Built on the meta device when every tensor comes from the file (nothing to initialise); when the
     classifier's shapes differ (and not `strict`), built initialised with `seed` and the classifier
@@ -50,7 +51,7 @@ def load_pretrained(graph: nx.DiGraph, ref_keys: list[str] | None, weights: str 
     from .api import compile
     from .weights import _shape, assign, match, read_checkpoint
 
-    ckpt = read_checkpoint(weights)
+    ckpt = read_checkpoint(weights, allow_nonfinite=allow_nonfinite)
     with torch.device("meta"):
         model = compile(graph, seed=None, max_params=max_params)
     shapes = {k: _shape(v) for k, v in model.state_dict().items()}

@@ -13,6 +13,7 @@ need the analyses (a model's size against the budget) are in `netspec.analysis.b
 """
 from __future__ import annotations
 
+import math
 import os
 
 MAX_REPEAT = 1_000            # repeats of one entry (ResNet-152's longest stage has 36, DenseNet-264's 64)
@@ -22,6 +23,7 @@ MAX_SPATIAL = 65_536          # any spatial size, kernel, stride, padding, dilat
 MEMORY_SHARE = 0.5            # default budget for a built model: this share of the available memory
 BYTES_PER_VALUE = 4           # float32 parameters and buffers
 ENV_MAX_PARAMS = "NETSPEC_MAX_PARAMS"
+MAX_PARAMS_SETTING = 1e15     # the largest NETSPEC_MAX_PARAMS / --max-params taken (4 PB of float32)
 
 
 def available_memory() -> int:
@@ -44,14 +46,15 @@ def default_max_params() -> int:
     text = os.environ.get(ENV_MAX_PARAMS)
     if text:
         try:
-            value = int(float(text))
-        except ValueError:
+            number = float(text)
+            value = int(number) if math.isfinite(number) and number <= MAX_PARAMS_SETTING else 0
+        except ValueError:  # inf, nan and 1e400 are not counts either
             value = 0
         if value >= 1:
             return value
         from .errors import SourceLoc, SpecError
-        raise SpecError(f"{ENV_MAX_PARAMS}={text!r} is not a positive number", SourceLoc(ENV_MAX_PARAMS),
-                        "set it to a parameter count such as 2e9, or unset it")
+        raise SpecError(f"{ENV_MAX_PARAMS}={text!r} is not a positive number (a parameter count up to {MAX_PARAMS_SETTING:.0e})",
+                        SourceLoc(ENV_MAX_PARAMS), "set it to a parameter count such as 2e9, or unset it")
     return int(available_memory() * MEMORY_SHARE) // BYTES_PER_VALUE
 
 

@@ -436,6 +436,10 @@ class Lowerer:
         self.add_scope("head", "head")
         prev = self.lower_entries(spec.head, Context("head", names, env, "head", path=("head",), part="head",
                                                      repeats=repeats), prev)
+        if prev == "input":  # empty stages, repeat: 0 or `when: false` everywhere: nothing to analyse or build
+            raise SpecError(Issue(spec.locs.loc(("stages",)) if spec.stages else spec.locs.loc(()),
+                                  "the network has no ops (its entries are all empty, skipped or repeated 0 times)",
+                                  "give at least one layer in stem, stages or head"))
         G.graph["outputs"]["logits"] = prev
         if self.aux:
             for ai, head in enumerate(spec.aux_heads):

@@ -19,7 +19,6 @@ so the same spec always gives byte-identical DOT.
 """
 from __future__ import annotations
 
-import html
 import importlib
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ import networkx as nx
 
 from .analysis import costs
 from .errors import SourceLoc, SpecError, did_you_mean
+from .escape import dot_string, html_text
 
 LEVELS = ("network", "stage", "block", "op")
 ANNOTATIONS = ("shapes", "params", "macs", "rf")
@@ -243,10 +243,6 @@ def _wrap(bits: list[str], width: int = 30) -> list[str]:
     return lines + ([line] if line else [])
 
 
-def _esc(s: str) -> str:
-    return html.escape(str(s), quote=True)
-
-
 def _strip(kinds: list[str]) -> str:
     """A row of small cells, one per op in IR order, coloured by kind: the block's anatomy at a glance."""
     cells = kinds[:MAX_STRIP]
@@ -257,8 +253,8 @@ def _strip(kinds: list[str]) -> str:
 
 
 def _table(title: str, lines: list[str], extra_rows: str = "") -> str:
-    rows = f'<TR><TD><B>{_esc(title)}</B></TD></TR>'
-    rows += "".join(f'<TR><TD><FONT POINT-SIZE="10">{_esc(t)}</FONT></TD></TR>' for t in lines)
+    rows = f'<TR><TD><B>{html_text(title)}</B></TD></TR>'
+    rows += "".join(f'<TR><TD><FONT POINT-SIZE="10">{html_text(t)}</FONT></TD></TR>' for t in lines)
     return f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="1">{rows}{extra_rows}</TABLE>'
 
 
@@ -368,7 +364,7 @@ def op_node(ctx: Ctx, n: str) -> VNode:
     d = G.nodes[n]
     shape, glyph = OP_SHAPES.get(d["op"], ("box", None))
     if glyph:  # join glyph in a small circle; stats would not fit
-        return VNode(n, _esc(glyph), op_kind(G, n), shape, aux=d["aux"])
+        return VNode(n, html_text(glyph), op_kind(G, n), shape, aux=d["aux"])
     lines = ctx.stats([n])
     if d["op"] == "input":
         lines = [shape_text(d["shape"])]
@@ -584,10 +580,10 @@ def _edge_glyph(role: str) -> str:
 def legend_entries(view: View) -> list[str]:
     """Legend entries as inline text: op-kind swatches (a coloured ■), then the edge styles that occur.
     Plain text lines, not table cells: cells would be stretched to the title's width."""
-    entries = [f'<FONT COLOR="{KIND_COLOURS[k]}" POINT-SIZE="16">■</FONT> {_esc(KIND_NAMES.get(k, k))}'
+    entries = [f'<FONT COLOR="{KIND_COLOURS[k]}" POINT-SIZE="16">■</FONT> {html_text(KIND_NAMES.get(k, k))}'
                for k in view.kinds]
     roles = [r for r in EDGE_NAMES if any(e.role == r for e in view.edges)]
-    entries += [f'<FONT COLOR="{EDGE_STYLES[r]["color"]}"><B>{_edge_glyph(r)}</B></FONT> {_esc(EDGE_NAMES[r])}'
+    entries += [f'<FONT COLOR="{EDGE_STYLES[r]["color"]}"><B>{_edge_glyph(r)}</B></FONT> {html_text(EDGE_NAMES[r])}'
                 for r in roles]
     if any(v.kind == "block" for v in view.nodes):
         entries.append("block strip: its ops in order")
@@ -596,7 +592,7 @@ def legend_entries(view: View) -> list[str]:
 
 def graph_label(G: nx.DiGraph, view: View, legend: bool) -> str:
     """The title, with the legend under it: kept out of the layout so it never pushes nodes around."""
-    title = f'<TR><TD><FONT POINT-SIZE="18">{_esc(title_text(G, view.level))}</FONT></TD></TR>'
+    title = f'<TR><TD><FONT POINT-SIZE="18">{html_text(title_text(G, view.level))}</FONT></TD></TR>'
     entries = legend_entries(view) if legend else []
     gap = "&nbsp;" * 4
     lines = "".join(f"<TR><TD>{gap.join(entries[i:i + LEGEND_ROW])}</TD></TR>"
@@ -671,7 +667,7 @@ def to_dot(G: nx.DiGraph, view: View, *, direction: str = "TB", annotate: tuple 
             graph.node(v.id, label=f"<{v.label}>", **_node_attrs(v))
         for inner in children.get(scope, []):
             sub = graphviz.Digraph(name=f"cluster_{inner}")
-            sub.attr(label=view.clusters[inner], **_cluster_attrs(G.graph["scopes"][inner]))
+            sub.attr(label=dot_string(view.clusters[inner]), **_cluster_attrs(G.graph["scopes"][inner]))
             fill(sub, inner)
             graph.subgraph(sub)
 
@@ -701,7 +697,7 @@ def render_side_by_side(graphs: list[nx.DiGraph], labels: list[str], rows: list[
     so aligned stages stand level with each other."""
     dot = graphviz.Digraph(name="compare")
     title = " vs ".join(labels) + "  —  stage level"
-    dot.attr(rankdir="TB", label=f'<<FONT POINT-SIZE="18">{_esc(title)}</FONT>>', labelloc="t",
+    dot.attr(rankdir="TB", label=f'<<FONT POINT-SIZE="18">{html_text(title)}</FONT>>', labelloc="t",
              fontname="Helvetica", newrank="true", nodesep="0.4", ranksep="0.3")
     dot.attr("node", fontname="Helvetica", fontsize="11", margin="0.08,0.04", height="0.3")
     dot.attr("edge", fontname="Helvetica", fontsize="9", arrowsize="0.6")
@@ -712,7 +708,7 @@ def render_side_by_side(graphs: list[nx.DiGraph], labels: list[str], rows: list[
     for i, (G, label) in enumerate(zip(graphs, labels)):
         view = collapse(G, "stage", (), annotate)
         sub = graphviz.Digraph(name=f"cluster_net{i}")
-        sub.attr(label=f"{label}\n{costs.total_params(G):,} params · {short(costs.total_macs(G))} MACs",
+        sub.attr(label=f"{dot_string(label)}\n{costs.total_params(G):,} params · {short(costs.total_macs(G))} MACs",
                  style="rounded,filled", fillcolor="#fbfbfb", color="#aaaaaa", fontsize="12", labeljust="c")
         for v in view.nodes:
             sub.node(nid(i, v.id), label=f"<{v.label}>", **_node_attrs(v))
@@ -765,6 +761,9 @@ def write(source: str, path: Path, *, force: bool = False) -> None:
     if suffix not in FORMATS:
         raise SpecError(f"-o: unknown file type '{suffix or path.name}'", SourceLoc(str(path)),
                         "use .svg, .png, .pdf or .dot")
+    if path.is_dir() or (path.is_symlink() and not path.exists()):  # a folder; a link to nothing yet
+        raise SpecError(f"-o {path} is a {'folder' if path.is_dir() else 'dangling symbolic link'}; not writing it",
+                        SourceLoc(str(path)), "choose another file name")
     if path.exists() and not force:
         raise SpecError(f"-o {path} exists; not overwriting it", SourceLoc(str(path)),
                         "choose another file name or pass --force")

@@ -20,19 +20,37 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag,
                       ValidationError, ValidationInfo, create_model, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 from pydantic_core import PydanticUndefined
 
 from . import ops
 from .errors import Issue, SourceLoc, SpecError, did_you_mean
+from .escape import module_key_problem
 from .limits import MAX_CHANNELS, MAX_REPEAT
 from .recipe import Recipe
 from .yaml_loader import Locations, format_path, load_yaml, parse_path
 
 Expr = Annotated[str, StringConstraints(pattern=r"\$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+def _module_path(path: str) -> str:
+    """Every part of a module path (an entry, stage or aux-head name, a scope) must be usable as an
+    attribute of the compiled and the ejected module (netspec.escape.module_key_problem)."""
+    for part in path.split("."):
+        problem = module_key_problem(part)
+        if problem:
+            raise PydanticCustomError("module_name", "'{part}' cannot name a module: it {problem}",
+                                      {"part": part, "problem": problem})
+    return path
+
+
+# a name that becomes a module (a key of state_dict(), an attribute in ejected code)
+ModuleName = Annotated[Name, AfterValidator(_module_path)]
+ModulePath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"),
+                       AfterValidator(_module_path)]
 
 
 class Model(BaseModel):
@@ -47,7 +65,7 @@ class EntryBase(Model):
     # strict: `out: true` is not 1 and `kernel: 3.0` is not 3 (pairs still accept [h, w] lists)
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: Optional[Name] = Field(None, description="name of this entry; other entries refer to it by this name")
+    name: Optional[ModuleName] = Field(None, description="name of this entry; other entries refer to it by this name")
     inputs: Optional[Union[str, list[str]]] = Field(
         None, description="names of the entries this one reads (default: the previous entry); for a "
                           "repeated entry f: f.0, f.-1 one repeat, f.* all of them")
@@ -243,6 +261,9 @@ def _hint_for(err: dict, path: tuple, data: Any) -> str:
         return f"add `{path[-1]}:`" if path else ""
     if kind == "unknown_type":
         return err["ctx"]["hint"]
+    if kind == "module_name":
+        return ("module names become Python attributes (state_dict keys, `self.<name>` in ejected code): "
+                "rename it, e.g. with a suffix (`training_`)")
     if kind in ("string_pattern_mismatch",) and path and path[-1] == "name":
         return "names are identifiers: letters, digits and underscores, not starting with a digit"
     if kind == "less_than_equal":
@@ -476,7 +497,7 @@ class Stage(Model):
     """A stage: a list of entries. With `for` and `in` it is a template of several stages, one per item
     of the list `in` gives (derived stages: RegNet's stages from its per-block widths)."""
 
-    name: Optional[Name] = Field(None, description="stage name; in a derived stage, a prefix numbered from 1")
+    name: Optional[ModuleName] = Field(None, description="stage name; in a derived stage, a prefix numbered from 1")
     doc: str = ""
     for_: Optional[Union[Name, Annotated[list[Name], Field(min_length=1, max_length=16)]]] = Field(
         None, alias="for", description="derived stages: the variable(s) bound to each item of `in` "
@@ -497,9 +518,9 @@ class Stage(Model):
 class AuxHead(Model):
     """A side classifier attached to a named point; its logits are returned in training only."""
 
-    name: Name
+    name: ModuleName
     at: str = Field(description="name (or scope) of the entry whose output feeds the head")
-    scope: Optional[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")]] = Field(
+    scope: Optional[ModulePath] = Field(
         None, description="module path of the head (default aux.<name>); a path inside a stage, e.g. "
                           "stages.mixed6.AuxLogits, registers its parameters where the reference does")
     layers: list[Entry]  # type: ignore[valid-type]
@@ -654,7 +675,6 @@ def _shorthand_key(path: tuple) -> Optional[str]:
 
 def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
     """`--set path=value` on the raw data: `vars.width=1.4`, `stages[2].blocks[0].stride=1`."""
-    import yaml
 
     data = copy.deepcopy(data)
     for item in overrides:
@@ -663,9 +683,12 @@ def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
             raise SpecError(f"--set expects path=value, got '{item}'", where, "for example --set num_classes=10")
         path_text, value_text = item.split("=", 1)
         try:
-            value = yaml.safe_load(value_text)
-        except yaml.YAMLError as exc:
-            raise SpecError(f"--set value '{value_text}' is not valid YAML ({getattr(exc, 'problem', exc)})", where,
+            # the spec file's loader: the same size, node-count and tag limits as a file
+            value = load_yaml(f"--set {path_text}", text=value_text)[0] if value_text.strip() else None
+        except SpecError as exc:
+            if "YAML syntax error" not in str(exc):
+                raise
+            raise SpecError(f"--set value '{value_text}' is not valid YAML", where,
                             "quote it for the shell, e.g. --set 'input.size=[160, 192]'") from None
         parts: list[Any] = list(parse_path(path_text))
         if not parts:

@@ -22,6 +22,7 @@ torchvision`), so the reference constructor loads the file with `strict=True`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import sys
 from pathlib import Path
 
 import torch
@@ -67,8 +68,9 @@ class Report:
 
 # --------------------------------------------------------------------------- reading and writing files
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file, in the file's order."""
+def read_checkpoint(path: str | Path, *, allow_nonfinite: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, in the file's order. NaN or infinite values are an error
+    (a warning with `allow_nonfinite`): a model holding them computes NaN whatever its input."""
     path = Path(path)
     where = SourceLoc(str(path))
     if not path.is_file():
@@ -96,6 +98,19 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SpecError("the checkpoint holds no state dict", where,
                         "expected {name: tensor}, or a dict with one under 'state_dict' or 'model'")
+    bad_keys = [k for k in state if not isinstance(k, str)]
+    if bad_keys:
+        raise SpecError(f"the checkpoint's state dict has {len(bad_keys)} keys that are not names "
+                        f"(first: {bad_keys[0]!r:.80} of type {type(bad_keys[0]).__name__})", where,
+                        "a state dict maps tensor names (strings) to tensors")
+    nonfinite = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if nonfinite:
+        message = (f"{len(nonfinite)} tensors of the checkpoint hold NaN or infinite values: "
+                   + ", ".join(nonfinite[:5]) + (", ..." if len(nonfinite) > 5 else ""))
+        if not allow_nonfinite:
+            raise SpecError(message, where, "the file is damaged or came from a diverged run; "
+                                            "--allow-nonfinite loads it anyway (with a warning)")
+        print(f"warning: {where}: {message}", file=sys.stderr)
     keys = list(state)
     if all(k.startswith("module.") for k in keys):  # saved from nn.DataParallel / DistributedDataParallel
         state = {k[len("module."):]: v for k, v in state.items()}
@@ -193,9 +208,10 @@ def match(model_shapes: dict[str, tuple], ckpt: dict[str, torch.Tensor], *, ref_
     return Report(how, [Match(o, t, model_shapes[o]) for o, t in pairs], file, skipped)
 
 
-def load_weights(model: torch.nn.Module, path: str | Path, *, ref_keys: list[str] | None = None) -> Report:
+def load_weights(model: torch.nn.Module, path: str | Path, *, ref_keys: list[str] | None = None,
+                 allow_nonfinite: bool = False) -> Report:
     """Load a checkpoint file into `model` (in place) and return how its tensors were matched."""
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, allow_nonfinite=allow_nonfinite)
     state = model.state_dict()
     report = match({k: _shape(v) for k, v in state.items()}, ckpt, ref_keys=ref_keys, file=str(path))
     assign(model, ckpt, report)
@@ -211,7 +227,11 @@ def assign(model: torch.nn.Module, ckpt: dict[str, torch.Tensor], report: Report
         new[m.ours] = ckpt[m.theirs]
     if any(t.is_meta for t in state.values()):  # built without initialising: take the file's tensors
         matched = {m.ours for m in report.matches}
-        new = {k: v.to(state[k].dtype) if k in matched else torch.zeros(v.shape, dtype=v.dtype)
+        # copies, never the file's own memory: safetensors tensors are views into one buffer at the file's
+        # offsets, and with them as parameters CPU kernels ran another (unaligned) code path, so results
+        # differed from a model holding the same values in the rounding (and with the heap's state)
+        new = {k: v.to(state[k].dtype, memory_format=torch.contiguous_format, copy=True) if k in matched
+               else torch.zeros(v.shape, dtype=v.dtype)
                for k, v in new.items()}
         model.load_state_dict(new, strict=True, assign=True)
     else:

@@ -36,6 +36,23 @@ EXTREMES = [0, -1, 1, 2, 3, 7, 10**18, 2**63, -(10**9), 1.5, 1e-300, 1e308, floa
             None, "", "x", "relu", "$in * 1000000", "$undefined", "[", "'a' * 10", "make_divisible($in, 0)",
             "1/0", "$in // 0", [], [1, 2, 3], {}, {"type": "relu"}, "x" * 300, "prev", "input", "stages"]
 TYPOS = ["typ", "kernal", "strides", "out_channels", "Repeat", "nmae", "inputs_", "blocks2"]
+# strings that could close a Python string or comment in an ejected file; their code creates the file
+# CANARY in the folder the ejected file is imported from, which happens only if escaping failed
+PAYLOADS = ['x""";open("CANARY","w").write("1");"""', "y\'\'\';open('CANARY','w').write('1');\'\'\'",
+            "\\", "C:\\xnets\\", "a\nimport os;open('CANARY','w')\n#", "#\r\n;open('CANARY','w')", "\x00nul",
+            "é☃𝔘 \u2028 \ufeff", "{CANARY}%s%(x)d", "-" * 150 + '\\"""', "\\\n\"\"\"\n"]
+# values for numeric command-line options: each must parse or end in exit 2 naming the option
+NUMBERS = ["0", "-1", "-5", "1", "2", "nan", "inf", "-inf", "1e400", "1e-30000000", "1e18", "abc", "", "0x10",
+           "1_000", " 3", "3.5"]
+OPTIONS = [["analyze", "--batch"], ["analyze", "--dtype-bytes"], ["validate", "--res"], ["validate", "--phi"],
+           ["expand", "--res"], ["scale", "--search", "--target"], ["scale", "--search", "--grid"],
+           ["scale", "--search", "--tolerance"], ["scale", "--phis"], ["build", "--max-params"],
+           ["eval", "--weights", "none.pt", "--data", "fake", "--batch-size"],
+           ["train", "--data", "fake", "--out", "run", "--fake-images"]]
+# options whose valid values would start long work: only their invalid values are tried
+_SLOW_WHEN_VALID = {"--target", "--grid", "--tolerance", "--phis", "--max-params", "--batch-size", "--fake-images"}
+CHECKPOINTS = ["int_keys", "tuple_keys", "nan", "inf", "list", "scalar", "empty", "truncated", "garbage", "nested"]
+IMPORT_EVERY = 10  # accepted cases with seed % 10 == 0 also import their ejected file in a fresh interpreter
 HOSTILE = {
     "python_tag": "name: !!python/object/apply:os.system ['true']\ninput: {size: 8}\n",
     "custom_tag": "name: x\ninput: !Input {size: 8}\nhead: [{type: linear, out: 2}]\n",
@@ -64,6 +81,7 @@ HOSTILE = {
 }
 LOCATED = re.compile(r"^error: (\d+ problems in spec:\n)?(?P<where>[^\n:]+):(?P<line>\d+):(?P<col>\d+):", re.M)
 SET_LOCATED = re.compile(r"^error: (\d+ problems in spec:\n)?--set ", re.M)
+OPTION_LOCATED = re.compile(r"^netspec \w+: error: argument --[\w-]+|^error: --[\w-]+: ", re.M)
 
 
 @dataclass
@@ -106,7 +124,8 @@ def _mutate(data, rng: random.Random) -> str:
     paths = [p for p, _ in _paths(data) if p]
     path = rng.choice(paths)
     parent, key = _get(data, path[:-1]), path[-1]
-    kind = rng.choice(["delete", "rename", "extreme", "extreme", "extreme", "retype", "duplicate", "swap", "number"])
+    kind = rng.choice(["delete", "rename", "extreme", "extreme", "extreme", "retype", "duplicate", "swap", "number",
+                       "payload"])
     where = ".".join(map(str, path))
     if kind == "delete":
         if isinstance(parent, list) and parent:
@@ -126,6 +145,13 @@ def _mutate(data, rng: random.Random) -> str:
         if other[:len(path)] != path and path[:len(other)] != other:  # neither inside the other
             parent[key], oparent[okey] = oparent[okey], parent[key]
             where += f" <-> {'.'.join(map(str, other))}"
+    elif kind == "payload":  # a free string of the spec (or this value) holds a string payload
+        field_ = rng.choice(["reference", "doc", None])
+        if field_:
+            data[field_] = rng.choice(PAYLOADS)
+            where = field_
+        else:
+            parent[key] = rng.choice(PAYLOADS)
     elif kind == "number" and isinstance(parent[key], (int, float)) and not isinstance(parent[key], bool):
         parent[key] = parent[key] * rng.choice([0, -1, 10, 1000, 10**6, 10**12, 0.5])
     else:
@@ -183,6 +209,77 @@ def _check_exit(command: str, rc: int, err: str, defects: list[str]) -> None:
         defects.append(f"{command}: exit {rc}: {err.strip()[:300]}")
 
 
+def _check_option(argv: list[str], rc: int, err: str, defects: list[str]) -> None:
+    if rc == 2 and not (OPTION_LOCATED.search(err) or LOCATED.search(err) or SET_LOCATED.search(err)):
+        defects.append(f"{' '.join(argv[:1] + argv[2:])}: exit 2 without naming the option: {err.strip()[:300]}")
+    elif rc not in (0, 2):
+        defects.append(f"{' '.join(argv[:1] + argv[2:])}: exit {rc}: {err.strip()[:300]}")
+
+
+def option_case(seed: int, spec: str, workdir: Path) -> list[str]:
+    """One numeric option with a random value, for the case's spec (cheap when the value is valid)."""
+    rng = random.Random(seed * 7919 + 1)
+    command = rng.choice(OPTIONS)
+    values = [v for v in NUMBERS if command[-1] not in _SLOW_WHEN_VALID or v not in ("1", "2", "1e18", "3.5", " 3", "",
+                                                                                      "1_000", "0x10")]
+    argv = [command[0], spec, *command[1:], rng.choice(values)]
+    return [a if a != "run" else str(workdir / "run") for a in argv]
+
+
+def write_checkpoint(kind: str, path: Path) -> None:
+    """A hostile --weights file for specs/lenet5.yaml."""
+    import torch
+    good = {"stages.c1.blocks.conv1.weight": torch.zeros(6, 1, 5, 5)}
+    payloads = {"int_keys": {3: torch.zeros(2)}, "tuple_keys": {(1, 2): torch.zeros(2)},
+                "nan": {k: v.fill_(float("nan")) for k, v in good.items()},
+                "inf": {k: v.fill_(float("inf")) for k, v in good.items()}, "list": [torch.zeros(2)],
+                "scalar": 3, "empty": {}, "nested": {"model": {"model": {"x": torch.zeros(1)}}}}
+    if kind in payloads:
+        torch.save(payloads[kind], path)
+    elif kind == "truncated":
+        torch.save(good, path)
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        path.write_bytes(bytes(random.Random(len(kind)).randrange(256) for _ in range(512)))
+
+
+def checkpoint_case(seed: int, workdir: Path, defects: list[str]) -> None:
+    kind = CHECKPOINTS[seed % len(CHECKPOINTS)]
+    ckpt = workdir / f"case_{seed}.pt"
+    write_checkpoint(kind, ckpt)
+    rc, err = _cli(["build", str(ROOT / "specs" / "lenet5.yaml"), "--weights", str(ckpt)])
+    if rc != 2 or not err.startswith(f"error: {ckpt}"):
+        defects.append(f"build --weights ({kind} checkpoint): exit {rc}: {err.strip()[:300]}")
+
+
+def eject_and_import(spec: str, seed: int, workdir: Path, defects: list[str], *, subprocess_import: bool) -> None:
+    """eject the spec; the file must parse, and (sampled) import and build in a fresh interpreter
+    without creating the canary a payload's code would create."""
+    import ast
+    import subprocess
+    import sys
+    out = workdir / f"case_{seed}_ejected.py"
+    rc, err = _cli(["eject", spec, "-o", str(out), "--force"])
+    _check_exit("eject", rc, err, defects)
+    if rc != 0:
+        return
+    try:
+        ast.parse(out.read_text(encoding="utf-8"))
+    except SyntaxError as exc:
+        defects.append(f"eject: the file does not parse: {exc}")
+        return
+    if subprocess_import:
+        code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('m', sys.argv[1]); "
+                "m = importlib.util.module_from_spec(s); s.loader.exec_module(m); "
+                "import torch\nwith torch.device('meta'): m.build_model()")
+        proc = subprocess.run([sys.executable, "-c", code, str(out)], cwd=workdir, capture_output=True, text=True,
+                              timeout=120, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        if proc.returncode != 0:
+            defects.append(f"eject: importing the file failed: {proc.stderr.strip()[-300:]}")
+    if (workdir / "CANARY").exists():
+        defects.append("eject: the ejected file ran spec content (the canary exists)")
+
+
 def _built_params(path: str) -> tuple[int, int]:
     """(parameters of the module built on the meta device, parameters the analysis counts)."""
     import torch
@@ -195,10 +292,24 @@ def _built_params(path: str) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters()), costs.total_params(G, include_aux=True)
 
 
+def _import_heavy_modules() -> None:
+    """torch (and torchvision, for train/eval) imported outside any case's deadline: an import cut
+    short by the alarm leaves torch half-registered, and every later case fails with its error."""
+    import torch  # noqa: F401
+
+    import netspec.backends.pytorch  # noqa: F401
+    from netspec._torchvision import import_torchvision
+    try:
+        import_torchvision()
+    except Exception:  # noqa: BLE001 - without torchvision, train/eval refuse with a located error
+        pass
+
+
 def run_case(case: Case, workdir: Path) -> Outcome:
     import time
 
     from netspec.errors import SpecError
+    _import_heavy_modules()
     path = workdir / f"case_{case.seed}.yaml"
     path.write_bytes(case.content)
     outcome = Outcome(case)
@@ -217,6 +328,11 @@ def run_case(case: Case, workdir: Path) -> Outcome:
                 for argv in commands:
                     rc, err = _cli(argv)
                     _check_exit(argv[0], rc, err, outcome.defects)
+                eject_and_import(str(path), case.seed, workdir, outcome.defects, subprocess_import=False)
+            argv = option_case(case.seed, str(path), workdir)
+            rc, err = _cli(argv)
+            _check_option(argv, rc, err, outcome.defects)
+            if outcome.accepted:
                 try:
                     built, analysed = _built_params(str(path))
                     if built != analysed:
@@ -224,6 +340,12 @@ def run_case(case: Case, workdir: Path) -> Outcome:
                 except SpecError as exc:
                     if not exc.first.loc.line:
                         outcome.defects.append(f"build: unlocated error {exc}")
+        # outside the case's deadline: a fresh interpreter imports torch (seconds on a loaded machine)
+        if outcome.accepted and case.seed % IMPORT_EVERY == 0:
+            eject_and_import(str(path), case.seed, workdir, outcome.defects, subprocess_import=True)
+        if case.seed % 5 == 0:
+            with _deadline(CASE_SECONDS * 3):  # the first one imports torch
+                checkpoint_case(case.seed, workdir, outcome.defects)
     except _Hang:
         outcome.defects.append(f"hang: more than {CASE_SECONDS} s")
     except RecursionError:
@@ -232,7 +354,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
         outcome.defects.append(f"{type(exc).__name__} escaped: {str(exc)[:300]}")
     finally:
         outcome.seconds = time.perf_counter() - t0
-        for leftover in workdir.glob(f"case_{case.seed}.*"):
+        for leftover in workdir.glob(f"case_{case.seed}[._]*"):
             leftover.unlink()
     return outcome
 

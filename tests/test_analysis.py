@@ -390,7 +390,7 @@ def test_depthwise_and_bias_are_tallied_separately():
         stem:
           - {type: conv2d, name: dw, out: 4, kernel: 3, padding: 1, groups: depthwise, bias: true}
           - {type: channel_shuffle, name: shuffle, groups: 2}
-          - {type: chunk, name: half, chunks: 2, index: 0}
+          - {type: chunk, name: first_half, chunks: 2, index: 0}
     """)
     ew = analyze(G).elementwise
     assert ew.buckets["depthwise"].count == 1 and ew.elementwise.count == 2      # shuffle + split

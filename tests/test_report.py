@@ -14,7 +14,7 @@ from conftest import SPECS
 from netspec.analysis import analyze
 from netspec.cli import main
 from netspec.htmlreport import diagrams
-from netspec.htmlreport.escape import html_text, script_json
+from netspec.escape import html_text, script_json
 
 HOSTILE = "</script><script>alert('x')</script><!-- \"q\" & 'a' </SCRIPT >"
 MAX_BYTES = 3 * 2 ** 20   # the bound the issue sets for EfficientNet-B7 (every zoo spec meets it)

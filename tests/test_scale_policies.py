@@ -286,8 +286,10 @@ def test_search_measures_the_scaled_graph(write_spec):
 
 
 def test_search_cli_errors(capsys):
-    assert main(["scale", str(SPECS / "mobilenet_v1.yaml"), "--search", "--grid", "0"]) == 2
-    assert "--grid > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # argparse: the option's own error, before any work
+        main(["scale", str(SPECS / "mobilenet_v1.yaml"), "--search", "--grid", "0"])
+    assert info.value.code == 2
+    assert "argument --grid: must be a finite number from 0.001 to 1, got 0" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- torch

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..analysis import analyze
-from .common import add_spec_args, human, load_graph, shape_str
+from .common import add_spec_args, human, load_graph, non_negative_int, positive_int, shape_str
 from .latency import add_latency_args
 
 
@@ -122,10 +122,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                "  netspec bench efficientnet_b0 --batch 8 --threads 2",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
-    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--repeat", type=int, default=20, help="timed runs (default 20)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default 3)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
+    p.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--repeat", type=positive_int, default=20, help="timed runs (default 20)")
+    p.add_argument("--warmup", type=non_negative_int, default=3, help="untimed warm-up runs (default 3)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_latency_args(p, flag=False)
     return p

@@ -35,6 +35,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="with --weights: refuse a checkpoint whose classifier has another number of classes "
                         "(default: load everything else and initialise the classifier, for fine-tuning)")
     p.add_argument("--weights-report", action="store_true", help="print how every tensor of --weights was matched")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="load --weights holding NaN or infinite values (with a warning) instead of refusing them")
     p.add_argument("--save-as", choices=("netspec", "torchvision"), default="netspec",
                    help="key names of a saved state dict: netspec's (default) or the reference's "
                         "(torchvision: the constructor loads it with strict=True)")
@@ -159,7 +161,8 @@ def run(args) -> int:
         spec = loaded.spec
         keys = reference_keys(spec.reference_keys, spec.locs.loc(("reference_keys",)))
         model, report = load_pretrained(loaded.graph, keys, args.weights, strict=args.strict, seed=args.seed,
-                                        max_params=args.max_params)
+                                        max_params=args.max_params,
+                                        allow_nonfinite=args.allow_nonfinite)
     else:
         model = compile(loaded.graph, seed=args.seed, max_params=args.max_params)
     s = summary(loaded)

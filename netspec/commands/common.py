@@ -23,6 +23,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    return value
+
+
+def bounded_float(low: float, high: float, *, low_open: bool = False):
+    """An argparse type: a finite number in [low, high] ((low, high] with low_open); never inf or nan."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'above' if low_open else 'from'} {low:g} "
+                                             f"{'and at most' if low_open else 'to'} {high:g}, got {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
 def phi_value(text: str) -> float:
     value = float(text)
     if not math.isfinite(value) or not 0 <= value <= 16:
@@ -33,6 +55,11 @@ def phi_value(text: str) -> float:
 def output_file(text: str, force: bool) -> Path:
     """Where a command may write: never over an existing file without --force, never into a missing folder."""
     path = Path(text)
+    if path.is_dir():
+        raise SpecError(f"cannot write {path}: it is a folder", SourceLoc(str(path)), "give a file name inside it")
+    if path.is_symlink() and not path.exists():  # writing would create whatever the link points to
+        raise SpecError(f"cannot write {path}: it is a dangling symbolic link", SourceLoc(str(path)),
+                        "remove the link or choose another file name")
     if path.exists() and not force:
         raise SpecError(f"{path} exists; not overwriting it", SourceLoc(str(path)),
                         "choose another file name or pass --force")

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import SourceLoc, SpecError
-from .common import add_spec_args
+from .common import add_spec_args, positive_int
 from .train import add_data_args, classes_decide_num_classes, resolved
 
 
@@ -20,7 +20,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_spec_args(p, aux=False)
     add_data_args(p)
     p.add_argument("--weights", required=True, help="a state dict (best.pt) or a checkpoint (checkpoint.pt)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     return p
 
 
@@ -37,6 +37,9 @@ def run(args) -> int:
         raise SpecError(f"--weights: {path} does not exist", SourceLoc(str(path)), "give RUN_DIR/best.pt")
     state = load_checkpoint(path)
     state = state.get("model", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise SpecError(f"--weights {path} holds no state dict (a dict of tensor names to tensors)",
+                        SourceLoc(str(path)), "give RUN_DIR/best.pt or RUN_DIR/checkpoint.pt")
     c, h, w = graph.graph["input_shape"]
     data = D.load_data(args.data, channels=c, size=(h, w), num_classes=graph.graph["num_classes"], seed=recipe.seed,
                        val_fraction=args.val_split, fake_images=args.fake_images)
@@ -44,7 +47,7 @@ def run(args) -> int:
     model = compile(graph, seed=recipe.seed)
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:
         raise SpecError(f"--weights {path} do not fit this spec: {str(exc).splitlines()[0][:300]}",
                         SourceLoc(str(path)), "evaluate with the spec (and --variant / --set) it was trained with; "
                                               "RUN_DIR/spec.yaml is that spec") from None

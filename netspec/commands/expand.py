@@ -22,7 +22,7 @@ from ..expr import ExprError, is_expression, substitute, variables
 from ..lower import global_env
 from ..scale import resolve
 from ..spec import Spec, load_spec
-from .common import add_spec_args, output_file
+from .common import add_spec_args, load_graph, output_file
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -135,6 +135,9 @@ def to_yaml(data: dict, header: str = "") -> str:
 
 
 def run(args) -> int:
+    # the lowering's checks first (repeat and graph-size bounds among them): unrolling a repeat of
+    # 10**9 would otherwise build a list of 10**9 entries before anything looks at it
+    load_graph(args)
     spec = load_spec(args.spec, overrides=args.overrides)
     data = expanded(spec, variant=args.variant, phi=args.phi, resolution=args.res,
                     unroll_repeats=not args.keep_repeats)

@@ -20,8 +20,17 @@ from ..lower import lower
 from ..rounding import exact
 from ..scale import resolve, spec_data
 from ..spec import Spec, load_spec, spec_from_data
-from .common import human, table
+from .common import bounded_float, human, phi_value, positive_int, table
 from .latency import add_budget_args, run_budget_search
+
+
+def grid_step(text: str) -> str:
+    """--grid: a finite step from 0.001 to 1, checked before it becomes an exact fraction
+    (Fraction('1e-30000000') builds a 30-million-digit denominator)."""
+    bounded_float(0.001, 1)(text)
+    if len(text) > 32:
+        raise argparse.ArgumentTypeError(f"must be a short number such as 0.05, got {len(text)} characters")
+    return text
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -39,16 +48,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a value before scaling (repeatable)")
     p.add_argument("--variant", help="base for --search (default: the spec as written)")
-    p.add_argument("--res", type=int, help="evaluate every row at this input size")
+    p.add_argument("--res", type=positive_int, help="evaluate every row at this input size")
     p.add_argument("--phis", help="add compound-scaling rows for these phi values, e.g. 1,2,3")
     p.add_argument("--json", action="store_true", help="print JSON rows")
     s = p.add_argument_group("search")
     s.add_argument("--search", action="store_true", help="grid search for (alpha, beta, gamma)")
-    s.add_argument("--target", type=float, default=2.0, help="MACs ratio to reach (default 2.0)")
-    s.add_argument("--grid", type=str, default="0.05", help="grid step (default 0.05)")
-    s.add_argument("--tolerance", type=float, default=0.05,
+    s.add_argument("--target", type=bounded_float(1, 1000), default=2.0, help="MACs ratio to reach (default 2.0)")
+    s.add_argument("--grid", type=grid_step, default="0.05", help="grid step (default 0.05)")
+    s.add_argument("--tolerance", type=bounded_float(0, 1, low_open=True), default=0.05,
                    help="relative tolerance on the measured MACs ratio (default 0.05)")
-    s.add_argument("--top", type=int, default=20, help="candidates to list (default 20)")
+    s.add_argument("--top", type=positive_int, default=20, help="candidates to list (default 20)")
     s.add_argument("--bench", action="store_true", help="also time each listed candidate (imports torch)")
     add_budget_args(s)
     return p
@@ -85,7 +94,9 @@ def _fmt(x: Fraction) -> str:
 
 def family(spec: Spec, *, resolution: Optional[int] = None, phis: list[float] = ()) -> list[Row]:
     """The base network, every variant and the requested compound-scaling rows, with MACs relative to the base."""
-    base, _ = measure(spec, "(base)", resolution=resolution)
+    base, scaled = measure(spec, "(base)", resolution=resolution)
+    check_work(1 + len(spec.variants) + len(phis), lower(scaled).number_of_nodes(),
+               "--phis" if phis else "scale", "list fewer --phis values, or fewer variants in the spec")
     rows = [base]
     for name in spec.variants:
         rows.append(measure(spec, name, variant=name, resolution=resolution)[0])
@@ -132,6 +143,14 @@ def compound_candidates(target: float, step: Fraction, tolerance: float) -> list
 
 MAX_GRID = 200_000      # grid points tried against the formula (cheap)
 MAX_CANDIDATES = 2000  # each is a scaled, lowered graph: about a minute for 2,000 EfficientNet-B0s
+MAX_WORK = 400_000     # networks x ops lowered by one command: about 40 s (1,600 EfficientNet-B0s of 250 ops)
+
+
+def check_work(networks: int, ops: int, option: str, hint: str) -> None:
+    """The total lowering work of a table or a search, before any of it is done."""
+    if networks * ops > MAX_WORK:
+        raise SpecError(f"{option} would lower {networks:,} networks of about {ops:,} ops each "
+                        f"({networks * ops:,} op lowerings, at most {MAX_WORK:,})", SourceLoc(option), hint)
 
 
 def search(spec: Spec, *, target: float, step: Fraction, tolerance: float) -> tuple[Row, list[Row]]:
@@ -142,6 +161,9 @@ def search(spec: Spec, *, target: float, step: Fraction, tolerance: float) -> tu
     if len(candidates) > MAX_CANDIDATES:
         raise SpecError(f"--search would measure {len(candidates):,} grid points (at most {MAX_CANDIDATES:,})",
                         SourceLoc("--search"), "use a coarser --grid, a smaller --target or a tighter --tolerance")
+    # depth grows with alpha (at most the target): the candidates' ops, not only their number, bound the work
+    check_work(len(candidates), math.ceil(lower(base_spec).number_of_nodes() * max([a for a, _, _ in candidates] or [1])),
+               "--search", "use a coarser --grid, a smaller --target or a tighter --tolerance")
     for k, (a, b, g) in enumerate(candidates, 1):
         if sys.stderr.isatty() or k % 50 == 0:
             print(f"\rmeasured {k}/{len(candidates)} grid points", end="", file=sys.stderr, flush=True)
@@ -204,10 +226,10 @@ def _phis(text: Optional[str]) -> list[float]:
     if not text:
         return []
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise SpecError(f"--phis expects numbers separated by commas, got '{text}'", SourceLoc("--phis"),
-                        "for example --phis 1,2,3") from None
+        return [phi_value(x) for x in text.split(",") if x.strip()]
+    except (ValueError, argparse.ArgumentTypeError):
+        raise SpecError(f"--phis expects numbers from 0 to 16 separated by commas, got '{text}'",
+                        SourceLoc("--phis"), "for example --phis 1,2,3") from None
 
 
 def run(args) -> int:

@@ -6,17 +6,17 @@ import sys
 from pathlib import Path
 
 from ..errors import SourceLoc, SpecError
-from .common import add_spec_args
+from .common import add_spec_args, bounded_float, non_negative_int, positive_int
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
                    help="'digits' (scikit-learn's handwritten digits, no download), 'fake' (random images) or an "
                         "image folder: train/ and val/ of class folders, or class folders split by --val-split")
-    p.add_argument("--val-split", type=float, default=0.2, help="validation fraction of a single folder / digits")
-    p.add_argument("--workers", type=int, help="data loader worker processes (default: 0 in memory, else min(4, cores))")
+    p.add_argument("--val-split", type=bounded_float(0, 0.9), default=0.2, help="validation fraction of a single folder / digits")
+    p.add_argument("--workers", type=non_negative_int, help="data loader worker processes (default: 0 in memory, else min(4, cores))")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
-    p.add_argument("--fake-images", type=int, default=1024, help="--data fake: number of training images")
+    p.add_argument("--fake-images", type=positive_int, default=1024, help="--data fake: number of training images")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 
-from .escape import html_text, script_json
+from ..escape import html_text, script_json
 
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
 

@@ -82,8 +82,9 @@ Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 
 
 class Params(BaseModel):
-    # strict: a bool is not an int and 3.0 is not 3 (a float field still takes an int)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # strict: a bool is not an int and 3.0 is not 3 (a float field still takes an int);
+    # no NaN or infinity: no layer parameter means anything non-finite (LRN alpha, tanh amplitude, ...)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class NoParams(Params):

@@ -100,7 +100,12 @@ def fake(channels: int, size: tuple[int, int], num_classes: int, n_train: int) -
 def _bands(path: Path) -> int:
     from PIL import Image
 
-    with Image.open(path) as im:
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise SpecError(f"image refused: {exc}", SourceLoc(str(path)),
+                        "remove the file from the image folder (PIL's limit is Image.MAX_IMAGE_PIXELS)") from None
+    with im:
         return len(im.convert("RGB" if im.mode in ("P", "RGBA", "CMYK", "YCbCr") else
                               "L" if im.mode in ("LA", "1", "I", "I;16", "F") else im.mode).getbands())
 
@@ -114,8 +119,12 @@ class _Loader:
     def __call__(self, path: str):
         from PIL import Image
 
-        with Image.open(path) as im:
-            return im.convert(self.mode)
+        try:
+            with Image.open(path) as im:
+                return im.convert(self.mode)
+        except Image.DecompressionBombError as exc:  # a tiny file that decodes to gigabytes
+            raise SpecError(f"image refused: {exc}", SourceLoc(str(path)),
+                            "remove the file from the image folder (PIL's limit is Image.MAX_IMAGE_PIXELS)") from None
 
 
 def image_folder(root: Path, channels: int, seed: int, val_fraction: float) -> Data:
@@ -144,7 +153,7 @@ def image_folder(root: Path, channels: int, seed: int, val_fraction: float) -> D
     if split:
         val = tv.datasets.ImageFolder(str(root / "val"), loader=_Loader(channels))
         if val.classes != probe.classes:
-            raise SpecError(f"train/ and val/ have different class folders", where,
+            raise SpecError("train/ and val/ have different class folders", where,
                             f"train: {', '.join(probe.classes[:8])}...; val: {', '.join(val.classes[:8])}...")
         return Data(TransformedDataset(probe), TransformedDataset(val), probe.classes, str(root), False)
     tr, va = _split(len(probe), val_fraction, seed)

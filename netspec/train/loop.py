@@ -8,7 +8,6 @@ weights, bit for bit, as one that never stopped (single process, CPU).
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import sys
@@ -205,12 +204,21 @@ def _train(graph, recipe: Recipe, opts: Options, d: Dist, device, compile_fn) ->
     ema = WeightEMA(model, recipe.ema) if recipe.ema else None
     best, start = -1.0, 0
     if state is not None:  # resume: everything the next epoch depends on
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["scheduler"])
-        if ema and state.get("ema"):
-            ema.load_state_dict(state["ema"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["scheduler"])
+            if ema and state.get("ema"):
+                ema.load_state_dict(state["ema"])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+            raise SpecError(f"--resume: the checkpoint does not match this run ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200]})", SourceLoc(str(run.file("checkpoint.pt"))),
+                            "the spec, its variant or the recipe changed since the checkpoint was written; "
+                            "start over with --force or choose another --out") from None
         best, start = state["best_acc1"], state["epoch"]
+        if start > recipe.epochs:
+            raise SpecError(f"--resume: the checkpoint is after epoch {start}, the recipe has {recipe.epochs} epochs",
+                            SourceLoc(str(run.file("checkpoint.pt"))), "raise train.epochs, or start over with --force")
         if state.get("world_size", 1) != d.world:
             _say(d, f"note: checkpoint was written by {state['world_size']} process(es), resuming with {d.world}")
         _say(d, f"resuming {opts.out} after epoch {start}")

@@ -51,6 +51,32 @@ def load_checkpoint(path: Path) -> dict:
                         SourceLoc(str(path)), "start over with --force") from None
 
 
+def load_resume_checkpoint(path: Path) -> dict:
+    """A run's checkpoint.pt for --resume, its structure checked."""
+    state = load_checkpoint(path)
+    problem = checkpoint_problem(state)
+    if problem:
+        raise SpecError(f"--resume: this is not a netspec training checkpoint: {problem}", SourceLoc(str(path)),
+                        "the file is damaged or was written by something else; start over with --force")
+    return state
+
+
+def checkpoint_problem(state) -> Optional[str]:
+    """What is wrong with the structure of a resumed checkpoint (a tampered `epoch: -5` would train
+    with a negative learning rate), or None."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a dict"
+    for key in ("model", "optimizer", "scheduler"):
+        if not isinstance(state.get(key), dict):
+            return f"'{key}' is missing or not a dict"
+    epoch, best = state.get("epoch"), state.get("best_acc1")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= 1_000_000:
+        return f"'epoch' is {epoch!r}, not a count of epochs"
+    if not isinstance(best, (int, float)) or isinstance(best, bool) or not -1.0 <= best <= 100.0:
+        return f"'best_acc1' is {best!r}, not an accuracy"
+    return None
+
+
 class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -72,7 +98,7 @@ class RunDir:
                             "--resume continues it, --force starts over, or choose another --out")
         state = None
         if resume and self.file("checkpoint.pt").exists():
-            state = load_checkpoint(self.file("checkpoint.pt"))
+            state = load_resume_checkpoint(self.file("checkpoint.pt"))
         if main:
             self.path.mkdir(parents=True, exist_ok=True)
             if force and not resume:
