@@ -523,7 +523,9 @@ class AuxHead(Model):
     scope: Optional[ModulePath] = Field(
         None, description="module path of the head (default aux.<name>); a path inside a stage, e.g. "
                           "stages.mixed6.AuxLogits, registers its parameters where the reference does")
-    layers: list[Entry]  # type: ignore[valid-type]
+    # at least one layer: an empty head would return its attach point's features as 'logits' (and
+    # eject has no module to write for it)
+    layers: Annotated[list[Entry], Field(min_length=1)]  # type: ignore[valid-type]
 
 
 class Spec(Model):
