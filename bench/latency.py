@@ -1,14 +1,17 @@
 """Predicted against measured latency for every zoo network (and cheap variants), batch 1 and 8.
 
-    python bench/latency.py --device PROFILE                 # prints the table
-    python bench/latency.py --device PROFILE --write-docs    # ... and writes bench/latency_results.json,
-                                                             #     docs/latency.png and the table in docs/performance.md
+    python bench/latency.py --calibrate PROFILE [--write-docs]   # calibrate, checking in the same passes
+    python bench/latency.py --device PROFILE [--write-docs]      # check an existing profile
     python bench/latency.py --device PROFILE --models mobilenet_v2,resnet18 --rounds 3
 
-Each network is compiled once and its no-grad eval forward (the in-place plan, what the profile
-models) timed: warm-up, then `--rounds` forwards, the median. It runs at the profile's thread
-count and with the profile's clock (`cpu`: the thread's CPU time, the only figure a shared machine
-keeps stable at one thread; `wall`: elapsed time). The prediction is `netspec.latency.predict`
+--write-docs also writes bench/latency_results.json, docs/latency.png and the table in
+docs/performance.md. Each network is compiled once and its no-grad eval forward (the in-place
+plan, what the profile models) timed in passes, as calibration times ops: every pass visits every
+network at every batch, runs one untimed forward, then times forwards; the fastest over the
+passes is compared with the prediction. With --calibrate the check's passes run between the
+calibration's, so both see the host in the same state (on a shared host its other tenants come
+and go over minutes); with --device the check runs after, at the profile's threads and clock
+(`cpu`: the thread's CPU time; `wall`: elapsed time). The prediction is `netspec.latency.predict`
 (no torch). The goals (issue 19): median |error| <= 8 %, every network within +-20 %, Kendall
 tau >= 0.9 between the predicted and the measured order of the networks at each batch.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -31,7 +35,7 @@ import torch  # noqa: E402
 import netspec  # noqa: E402
 from netspec.analysis import costs  # noqa: E402
 from netspec.latency import load_profile, predict  # noqa: E402
-from netspec.latency.calibrate import CLOCKS  # noqa: E402
+from netspec.latency.calibrate import CLOCKS, MAX_REPS, VISIT_S  # noqa: E402
 
 RESULTS = ROOT / "bench" / "latency_results.json"
 DOC = ROOT / "docs" / "performance.md"
@@ -71,41 +75,63 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return (conc - disc) / denom if denom else 1.0
 
 
-def measure(model, x, rounds: int, clock: str) -> float:
-    now = CLOCKS[clock]
-    with torch.inference_mode():
-        model(x)
-        model(x)
-        ts = []
-        for _ in range(rounds):
-            t0 = now()
-            model(x)
-            ts.append(now() - t0)
-    return statistics.median(ts)
+class Check:
+    """The networks to check, compiled, and their measured forwards: a pass visits every network at
+    every batch, runs one untimed forward (the network's own kernels and weights back in cache, not
+    the previous network's), then times forwards (a small network several, as calibration does);
+    the fastest over the passes is what is compared with the prediction."""
+
+    def __init__(self, models, batches, clock: str):
+        self.now = CLOCKS[clock]
+        self.jobs = []
+        compiled = {}
+        for label, spec, variant in models:
+            G = netspec.lower(netspec.load(str(ROOT / "specs" / f"{spec}.yaml"), variant=variant))
+            for b in batches:
+                macs = costs.total_macs(G) * b
+                if macs > MAX_MACS:
+                    continue
+                if label not in compiled:
+                    compiled[label] = netspec.compile(G, seed=0).eval()
+                x = torch.randn(b, *G.graph["input_shape"], generator=torch.Generator().manual_seed(0))
+                self.jobs.append({"label": label, "spec": spec, "variant": variant, "batch": b, "macs": macs,
+                                  "G": G, "model": compiled[label], "x": x, "times": []})
+        self.passes = 0
+
+    def visit_all(self, timed: bool = True) -> None:
+        with torch.inference_mode():
+            for job in self.jobs:
+                model, x = job["model"], job["x"]
+                t0 = time.perf_counter()
+                model(x)
+                reps = max(1, min(MAX_REPS, math.ceil(VISIT_S / max(time.perf_counter() - t0, 1e-6))))
+                for _ in range(reps):
+                    t0 = self.now()
+                    model(x)
+                    if timed:
+                        job["times"].append(self.now() - t0)
+        self.passes += timed
+        print(f"check: {'timed' if timed else 'warm-up'} pass done ({self.passes} timed)", file=sys.stderr, flush=True)
+
+    def rows(self, profile) -> list[dict]:
+        rows = []
+        for job in self.jobs:
+            t, pred = min(job["times"]), predict(job["G"], profile, job["batch"]).network
+            rows.append({"model": job["label"], "spec": job["spec"], "variant": job["variant"], "batch": job["batch"],
+                         "macs": job["macs"], "zoo": job["variant"] is None, "predicted_ms": pred * 1e3,
+                         "measured_ms": t * 1e3, "median_ms": statistics.median(job["times"]) * 1e3,
+                         "error": pred / t - 1})
+            print(f"{job['label']:24s} b{job['batch']}  predicted {pred * 1e3:9.2f} ms  measured {t * 1e3:9.2f} ms  "
+                  f"error {pred / t - 1:+6.1%}", file=sys.stderr, flush=True)
+        return rows
 
 
 def run(models, batches, profile, rounds: int) -> list[dict]:
-    clock = profile.device.get("clock", "wall")
-    rows = []
-    for label, spec, variant in models:
-        G = netspec.lower(netspec.load(str(ROOT / "specs" / f"{spec}.yaml"), variant=variant))
-        model = None
-        for b in batches:
-            pred = predict(G, profile, b)
-            macs = costs.total_macs(G) * b
-            if macs > MAX_MACS:
-                continue
-            if model is None:
-                model = netspec.compile(G, seed=0).eval()
-            x = torch.randn(b, *G.graph["input_shape"], generator=torch.Generator().manual_seed(0))
-            t = measure(model, x, rounds, clock)
-            rows.append({"model": label, "spec": spec, "variant": variant, "batch": b, "macs": macs,
-                         "zoo": variant is None, "predicted_ms": pred.network * 1e3, "measured_ms": t * 1e3,
-                         "error": pred.network / t - 1})
-            print(f"{label:24s} b{b}  predicted {pred.network * 1e3:9.2f} ms  measured {t * 1e3:9.2f} ms  "
-                  f"error {pred.network / t - 1:+6.1%}", file=sys.stderr, flush=True)
-        del model
-    return rows
+    """Check an existing profile: two warm-up passes, then `rounds` timed passes."""
+    check = Check(models, batches, profile.device.get("clock", "wall"))
+    for r in range(rounds + 2):
+        check.visit_all(timed=r >= 2)
+    return check.rows(profile)
 
 
 def summary(rows: list[dict]) -> dict:
@@ -168,7 +194,8 @@ def plot(res: dict, path: Path) -> None:
 
 def write_docs(res: dict) -> None:
     env = (f"Measured {res['date']} on {res['cpu']}, torch {res['torch']}, {res['threads']} thread(s), "
-           f"{res['clock']} clock, {res['rounds']} forwards per network (median); {res['load']}.")
+           f"{res['clock']} clock; each network's fastest forward over {res['rounds']} passes "
+           f"{res.get('passes', '')}; {res['load']}.")
     block = f"{BEGIN}\n{env}\n\n{tables(res)}\n\n![predicted against measured](latency.png)\n{END}"
     text = DOC.read_text()
     if BEGIN in text:
@@ -185,23 +212,42 @@ def main(argv=None) -> int:
     p.add_argument("--device", help="device profile (default: the per-user one)")
     p.add_argument("--models", help="comma-separated labels (default: the zoo and the variants)")
     p.add_argument("--batches", default="1,8")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=8, help="timed passes over every network (default 8)")
+    p.add_argument("--calibrate", metavar="PROFILE",
+                   help="calibrate this machine (1 thread, cpu clock, the zoo) into PROFILE and check it, "
+                        "the check's passes between the calibration's (one process)")
     p.add_argument("--write-docs", action="store_true")
     p.add_argument("--load", default="", help="what else the machine was running, for the docs")
     args = p.parse_args(argv)
-    profile = load_profile(args.device)
-    torch.set_num_threads(profile.threads or torch.get_num_threads())
     models = ZOO + VARIANTS
     if args.models:
         wanted = set(args.models.split(","))
         models = [m for m in models if m[0] in wanted]
     batches = [int(b) for b in args.batches.split(",")]
     t0 = time.perf_counter()
-    rows = run(models, batches, profile, args.rounds)
+    if args.calibrate:
+        # calibrate, and check in the same passes: after each calibration pass, one pass over the
+        # checked networks, so both see the host in the same state (its other tenants come and go)
+        from netspec.commands.calibrate import ProgressBar
+        from netspec.latency.calibrate import calibrate, zoo_specs
+        from netspec.latency.profile import save_profile
+        torch.set_num_threads(1)
+        check = Check(models, batches, "cpu")
+        graphs = [netspec.lower(netspec.load(str(s))) for s in zoo_specs()]
+        cal = calibrate(graphs, threads=1, clock="cpu", rounds=12, budget_s=150.0, progress=ProgressBar(),
+                        on_pass=lambda r: check.visit_all(timed=r >= 1))
+        cal.device["specs"] = ", ".join(sorted(G.graph["name"] for G in graphs))[:500]
+        save_profile(cal, Path(args.calibrate))
+        profile = load_profile(args.calibrate)
+        rows, rounds, how = check.rows(profile), check.passes, "interleaved with the calibration's passes"
+    else:
+        profile = load_profile(args.device)
+        torch.set_num_threads(profile.threads or torch.get_num_threads())
+        rows, rounds, how = run(models, batches, profile, args.rounds), args.rounds, "after the calibration"
     load = args.load or f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end"
     res = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "cpu": profile.device.get("cpu", "?"),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "clock": profile.device.get("clock", "wall"),
-           "rounds": args.rounds, "load": load, "profile": profile.device, "rows": rows, "summary": summary(rows),
+           "rounds": rounds, "passes": how, "load": load, "profile": profile.device, "rows": rows, "summary": summary(rows),
            "seconds": round(time.perf_counter() - t0, 1)}
     print(tables(res))
     if args.write_docs:

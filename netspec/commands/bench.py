@@ -132,15 +132,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def predicted_beside(res: dict, G, device: Optional[str]) -> Optional[dict]:
-    """The profile's prediction for the same graph and batch, beside the measured median (None without a
-    profile: --device, or the per-user default when it exists)."""
+    """The profile's prediction for the same graph and batch, beside the fastest measured run (what a
+    profile models: calibration keeps each op's fastest time, as time other processes take only ever
+    adds). None without a profile: --device, or the per-user default when it exists."""
     from ..latency import default_profile_path, load_profile, predict
 
     if not device and not default_profile_path().is_file():
         return None
     profile = load_profile(device)
     ms = predict(G, profile, res["batch"]).network * 1e3
-    return {"predicted_ms": ms, "error": ms / res["median_ms"] - 1, "profile": profile.path,
+    return {"predicted_ms": ms, "error": ms / res["min_ms"] - 1, "profile": profile.path,
             "profile_threads": profile.threads}
 
 
@@ -164,7 +165,7 @@ def run(args) -> int:
     if pred:
         note = ("" if pred["profile_threads"] == res["threads"] else
                 f"; the profile was calibrated at {pred['profile_threads']} thread(s), not {res['threads']}")
-        print(f"predicted   {pred['predicted_ms']:.3f} ms ({pred['error']:+.1%} against the measured median) "
+        print(f"predicted   {pred['predicted_ms']:.3f} ms ({pred['error']:+.1%} against the fastest run) "
               f"from {pred['profile']}{note}")
     print(f"throughput  {res['images_per_s']:.1f} images/s, {res['gmacs_per_s']:.2f} GMACs/s")
     print(f"MACs        {res['macs']:,} ({human(res['macs'])}); FLOPs = 2 x MACs = {human(res['flops'])}")

@@ -23,9 +23,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Run the given specs' inference forward (default: the zoo, specs/*.yaml) node by node at "
                     "batch 1 and 8 on --threads threads, timing every op in context: conv by kernel, stride, "
                     "groups, channels and map size, depthwise, linear, pooling, norms, element-wise ops, concat "
-                    "and data movement. Fit per cost class t = call + MACs x c_mac + elements x c_elem "
-                    "(non-negative least squares on relative error) and write the JSON device profile. "
-                    "About 2 minutes (--budget bounds the timing).",
+                    "and data movement; each network's fastest forward over passes spread across the budget is kept. "
+                    "Fit per cost class t = call + MACs x c_mac + elements x c_elem + spilled x c_spill "
+                    "(non-negative least squares on relative error; spilled: the elements of a node whose "
+                    "working set exceeds the effective cache, a size chosen from 1 to 64 MiB by how well it "
+                    "predicts the calibration's networks) and write the JSON device profile. "
+                    "About 2.5 minutes (--budget bounds the timing).",
         epilog="examples:\n  netspec calibrate                      # the per-user default profile\n"
                "  netspec calibrate --threads 2 --out cpu2.json\n"
                "  netspec calibrate mobilenet_v2 resnet50 --budget 60 --out mine.json",
@@ -37,7 +40,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, help="torch threads to calibrate at (default: torch's current setting)")
     p.add_argument("--batches", default="1,8", help="batch sizes, comma-separated (default 1,8)")
     p.add_argument("--budget", type=float, default=150.0, help="seconds of timing at most (default 150)")
-    p.add_argument("--rounds", type=positive_int, default=5, help="timed forwards per network and batch (default 5)")
+    p.add_argument("--rounds", type=positive_int, default=12,
+                   help="timed passes over every network and batch, at most (default 12; --budget stops them sooner)")
     p.add_argument("--clock", choices=("wall", "cpu"),
                    help="wall: elapsed time; cpu: the thread's CPU time, the latency without other processes' "
                         "share of a loaded machine (one thread only). Default: cpu at 1 thread, else wall")
@@ -85,7 +89,7 @@ def run(args) -> int:
         raise SpecError(f"--budget must be 1 to 3600 seconds, got {args.budget:g}", SourceLoc("--budget"),
                         "the default, 150, keeps calibration under 3 minutes")
     if args.rounds > 100:
-        raise SpecError(f"--rounds must be at most 100, got {args.rounds}", SourceLoc("--rounds"), "the default is 5")
+        raise SpecError(f"--rounds must be at most 100, got {args.rounds}", SourceLoc("--rounds"), "the default is 12")
     out = Path(args.out) if args.out else default_profile_path()
     if out.exists() and not args.force:
         raise SpecError(f"{out} exists; not overwriting it", SourceLoc(str(out)),
@@ -114,13 +118,15 @@ def run(args) -> int:
     profile.device["specs"] = ", ".join(sorted({g.graph["name"] for g in graphs}))[:500]
     save_profile(profile, out)
     d = profile.device
-    print(f"wrote {out}: {d['samples']} node timings, {len(profile.batches[batches[0]].classes)} models "
-          f"in {d['seconds']:.0f} s; {profile.describe()}, {clock} clock")
+    print(f"wrote {out}: {d['samples']} node timings (each network's fastest of {d['passes']} passes), "
+          f"{len(profile.batches[batches[0]].classes)} models in {d['seconds']:.0f} s; {profile.describe()}, "
+          f"{clock} clock")
     if d.get("skipped"):
         print(f"  left out (over the MACs bound at that batch): {d['skipped']}")
     for b, m in sorted(profile.batches.items()):
         fits = [(c, m.classes[c].rel_error) for c in ("conv2d/1x1", "conv2d/kxk", "conv2d/depthwise",
                                                        "conv2d/grouped", "linear", "batchnorm") if c in m.classes]
-        print(f"  batch {b}: per-forward {m.forward_s * 1e6:.0f} µs; fit error (median |relative|): "
+        print(f"  batch {b}: effective cache {m.cache_bytes / (1 << 20):g} MiB, per-forward {m.forward_s * 1e6:.0f} µs; "
+              "fit error (median |relative|): "
               + ", ".join(f"{c} {e:.0%}" for c, e in fits))
     return 0

@@ -56,7 +56,7 @@ def predict(G: nx.DiGraph, profile: Profile, batch: int = 1) -> LatencyPredictio
         if c != cls:
             fallback[cls] = c
         classes[n] = c
-        nodes[n] = model.classes[c].time(node_features(G, n, batch))
+        nodes[n] = model.classes[c].time(node_features(G, n, batch, model.cache_bytes))
     blocks: dict[str, float] = {}
     stages: dict[str, float] = {}
     for n, t in nodes.items():

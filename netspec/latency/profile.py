@@ -1,11 +1,15 @@
 """The device profile: what `netspec calibrate` measured and fitted, as JSON (no torch).
 
-    {"format": "netspec-latency-profile", "version": 1,
+    {"format": "netspec-latency-profile", "version": 2,
      "device": {"cpu": ..., "machine": ..., "torch": ..., "threads": 2, "created": ...},
-     "model": "t = call + macs * c_mac + elements * c_elem, per cost class",
-     "batches": {"1": {"forward_s": ..., "classes": {"conv2d/1x1": {"coef": [c_call, c_mac, c_elem],
-                                                                   "samples": 12, "rel_error": 0.04}, ...}},
+     "model": "t = call + macs * c_mac + elements * c_elem + spilled * c_spill, per cost class",
+     "batches": {"1": {"forward_s": ..., "cache_bytes": 16777216,
+                       "classes": {"conv2d/1x1": {"coef": [c_call, c_mac, c_elem, c_spill],
+                                                  "samples": 12, "rel_error": 0.04}, ...}},
                  "8": {...}}}
+
+Version 1 (no spill term: three coefficients, no `cache_bytes`) is still read, as a cache that
+never spills.
 
 A profile is input the user hands us: it is read with `json.loads`, bounded in size, and every
 field is checked (finite, non-negative coefficients) before use; a bad one is a located error.
@@ -22,7 +26,8 @@ from ..errors import SourceLoc, SpecError
 from .features import FEATURES
 
 FORMAT = "netspec-latency-profile"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_PROFILE_BYTES = 1 << 20     # a profile is a few KB
 MAX_CLASSES = 1000
 
@@ -38,7 +43,7 @@ def default_profile_path() -> Path:
 
 @dataclass
 class ClassModel:
-    coef: tuple[float, float, float]   # seconds per call, per MAC, per element
+    coef: tuple[float, ...]            # seconds per call, per MAC, per element, per spilled element
     samples: int = 0
     rel_error: float = 0.0             # median |relative error| of the fit over its samples
 
@@ -50,6 +55,7 @@ class ClassModel:
 class BatchModel:
     classes: dict[str, ClassModel]
     forward_s: float = 0.0             # per forward, outside the nodes (the module's own call)
+    cache_bytes: float = math.inf      # the effective cache the spill term is fitted for
 
 
 @dataclass
@@ -57,7 +63,7 @@ class Profile:
     device: dict
     batches: dict[int, BatchModel]
     path: str = ""
-    model: str = "per-class non-negative least squares on (call, MACs, elements), relative error"
+    model: str = "per-class non-negative least squares on (call, MACs, elements, spilled), relative error"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -78,6 +84,7 @@ class Profile:
         return {"format": FORMAT, "version": VERSION, "device": self.device, "model": self.model,
                 **self.extra,
                 "batches": {str(b): {"forward_s": m.forward_s,
+                                     **({"cache_bytes": m.cache_bytes} if math.isfinite(m.cache_bytes) else {}),
                                      "classes": {c: {"coef": list(cm.coef), "samples": cm.samples,
                                                      "rel_error": cm.rel_error}
                                                  for c, cm in sorted(m.classes.items())}}
@@ -105,8 +112,11 @@ def _number(path: str, where: str, v) -> float:
 def parse_profile(data, path: str = "<profile>") -> Profile:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise _bad(path, "format", f"not a netspec device profile (format must be '{FORMAT}')")
-    if data.get("version") != VERSION:
-        raise _bad(path, "version", f"profile version {data.get('version')!r} is not {VERSION}")
+    version = data.get("version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise _bad(path, "version", f"profile version {version!r} is not one of "
+                                    f"{', '.join(map(str, READABLE_VERSIONS))}"[:200])
+    n_coef = len(FEATURES) - (1 if version == 1 else 0)     # version 1 had no spill term
     device = data.get("device", {})
     if not isinstance(device, dict) or not all(isinstance(v, (str, int, float)) for v in device.values()):
         raise _bad(path, "device", "expected an object of strings and numbers")
@@ -125,14 +135,19 @@ def parse_profile(data, path: str = "<profile>") -> Profile:
         classes = {}
         for cls, cm in bm["classes"].items():
             w = f"{where}.classes.{cls[:80]}"
-            if not isinstance(cm, dict) or not isinstance(cm.get("coef"), list) or len(cm["coef"]) != len(FEATURES):
-                raise _bad(path, w, f"expected {{'coef': [{', '.join(FEATURES)}]}}")
-            coef = tuple(_number(path, f"{w}.coef", v) for v in cm["coef"])
+            if not isinstance(cm, dict) or not isinstance(cm.get("coef"), list) or len(cm["coef"]) != n_coef:
+                raise _bad(path, w, f"expected {{'coef': [{', '.join(FEATURES[:n_coef])}]}}")
+            coef = tuple(_number(path, f"{w}.coef", v) for v in cm["coef"]) + (0.0,) * (len(FEATURES) - n_coef)
             samples = cm.get("samples", 0)
             if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
                 raise _bad(path, f"{w}.samples", f"expected a count, got {samples!r}"[:200])
             classes[cls] = ClassModel(coef, samples, _number(path, f"{w}.rel_error", cm.get("rel_error", 0.0)))
-        batches[int(key)] = BatchModel(classes, _number(path, f"{where}.forward_s", bm.get("forward_s", 0.0)))
+        cache = bm.get("cache_bytes", math.inf)
+        if cache != math.inf and (isinstance(cache, bool) or not isinstance(cache, (int, float))
+                                  or not 0 < cache <= 1 << 40):
+            raise _bad(path, f"{where}.cache_bytes", f"expected a byte count from 1 to 2**40, got {cache!r}"[:200])
+        batches[int(key)] = BatchModel(classes, _number(path, f"{where}.forward_s", bm.get("forward_s", 0.0)),
+                                       float(cache))
     known = {"format", "version", "device", "model", "batches"}
     return Profile(dict(device), batches, path, str(data.get("model", ""))[:500],
                    {k: v for k, v in data.items() if k not in known})
