@@ -36,7 +36,8 @@ from typing import Any, Iterator, Optional
 
 from . import rounding
 from .errors import Issue, SourceLoc, SpecError, did_you_mean
-from .spec import Scaling, Spec, Variant, WidthRounding, spec_from_data
+from .spec import Spec, spec_from_data
+from .spec_scaling import Scaling, Variant, WidthRounding
 from .yaml_loader import format_path, parse_path
 
 

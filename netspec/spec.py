@@ -18,43 +18,21 @@ import copy
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag,
-                      ValidationError, ValidationInfo, create_model, field_validator, model_validator)
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, StringConstraints, Tag, ValidationError,
+                      ValidationInfo, create_model, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 from pydantic_core import PydanticUndefined
 
 from . import ops
-from .errors import Issue, SourceLoc, SpecError, did_you_mean
-from .escape import module_key_problem
+from .errors import Issue, SpecError, did_you_mean
 from .limits import MAX_CHANNELS, MAX_REPEAT
+from .overrides import apply_overrides
 from .recipe import Recipe
-from .yaml_loader import Locations, format_path, load_yaml, parse_path
-
-Expr = Annotated[str, StringConstraints(pattern=r"\$")]
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-
-
-def _module_path(path: str) -> str:
-    """Every part of a module path (an entry, stage or aux-head name, a scope) must be usable as an
-    attribute of the compiled and the ejected module (netspec.escape.module_key_problem)."""
-    for part in path.split("."):
-        problem = module_key_problem(part)
-        if problem:
-            raise PydanticCustomError("module_name", "'{part}' cannot name a module: it {problem}",
-                                      {"part": part, "problem": problem})
-    return path
-
-
-# a name that becomes a module (a key of state_dict(), an attribute in ejected code)
-ModuleName = Annotated[Name, AfterValidator(_module_path)]
-ModulePath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"),
-                       AfterValidator(_module_path)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from .spec_scaling import Scaling, Variant, VariantName
+from .spec_types import Expr, Model, ModuleName, ModulePath, Name
+from .yaml_loader import Locations, load_yaml
 
 
 # --------------------------------------------------------------------------- entries
@@ -364,119 +342,6 @@ BlockTemplate = _template_model(Entry)
 
 
 
-# --------------------------------------------------------------------------- scaling policies (netspec.scale)
-
-PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-# the compound coefficient, as the CLI's --phi takes it (B7 is about 7; 1.2**16 = 18x the depth)
-Phi = Annotated[float, Field(ge=0, le=16, allow_inf_nan=False)]
-VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]+$")]
-
-
-class WidthRounding(Model):
-    """A named channel rounding rule (`netspec.rounding`) and its settings.
-
-    make_divisible - TF/timm/torchvision: half up to a multiple of `divisor`, at least `min_value`, plus one
-                     divisor if rounding lost more than 1 - `round_limit` (the 10 % guard; 0 turns it off);
-    slim           - TF-slim MobileNet v1: max(int(c * width), `min_depth`), truncation;
-    round          - int(round(c * width)), ties to even, at least 1.
-    """
-
-    RULE_FIELDS: ClassVar[dict[str, set[str]]] = {
-        "make_divisible": {"divisor", "min_value", "round_limit"}, "slim": {"min_depth"}, "round": set()}
-
-    rule: Literal["make_divisible", "slim", "round"] = "make_divisible"
-    divisor: Annotated[int, Field(ge=1)] = Field(8, description="make_divisible: the multiple")
-    min_value: Optional[Annotated[int, Field(ge=1)]] = Field(
-        None, description="make_divisible: lowest result (default: divisor)")
-    round_limit: Annotated[float, Field(ge=0, le=1)] = Field(
-        0.9, description="make_divisible: add one divisor if rounding lost more than 1 - round_limit; 0 = no guard")
-    min_depth: Annotated[int, Field(ge=1)] = Field(8, description="slim: lowest result")
-
-    @model_validator(mode="after")
-    def _fields_of_rule(self) -> "WidthRounding":
-        stray = sorted(self.model_fields_set - {"rule"} - self.RULE_FIELDS[self.rule])
-        if stray:
-            raise ValueError(f"{', '.join(stray)} does not apply to rule '{self.rule}' "
-                             f"(its settings: {', '.join(sorted(self.RULE_FIELDS[self.rule])) or 'none'})")
-        return self
-
-
-class _Shorthand(Model):
-    """A policy that may be written as its main value alone: `width: 1.4` is `width: {multiplier: 1.4}`
-    (so `--set scaling.width=1.4` works)."""
-
-    SHORTHAND: ClassVar[str] = "multiplier"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _expand_shorthand(cls, value: Any) -> Any:
-        return value if isinstance(value, dict) or value is None else {cls.SHORTHAND: value}
-
-
-class WidthScaling(_Shorthand):
-    """Channel scaling: every literal integer under a `keys` parameter of a stem, stage or head entry
-    is multiplied and rounded; expressions (`$num_classes`, `$c2`) are taken as written."""
-
-    multiplier: PositiveNumber = Field(1.0, description="width multiplier (MobileNet alpha, EfficientNet w)")
-    rounding: WidthRounding = Field(default_factory=WidthRounding)
-    keys: list[Name] = Field(default_factory=lambda: ["out"], description="entry parameters that hold channels")
-    fixed: list[str] = Field(default_factory=list, description=(
-        "entries whose channels never scale: 'stem', 'head', 'stem.conv', 'head.conv', 'stages.3' "
-        "(index or stage name), 'stages.3.blocks.0'"))
-    min_multiplier: dict[str, PositiveNumber] = Field(default_factory=dict, description=(
-        "entries scaled by max(multiplier, value) - MobileNetV2's last conv: {head.conv: 1.0}"))
-
-
-class DepthScaling(_Shorthand):
-    """Repeat scaling of stage entries with a literal integer `repeat`."""
-
-    multiplier: Union[PositiveNumber, list[PositiveNumber]] = Field(
-        1.0, description="depth multiplier, or one per stage (non-uniform scaling)")
-    rounding: Literal["ceil", "round"] = Field(
-        "ceil", description="ceil(n*d) (TF, torchvision, timm default) or max(1, round(n*d)) (timm 'round')")
-    fixed_stages: list[Union[int, Name]] = Field(
-        default_factory=list, description="stages whose repeats never scale: index (negative from the end) or name")
-
-
-class ResolutionScaling(_Shorthand):
-    """The input size: set, or the spec's size times a multiplier rounded to a multiple of `divisor`."""
-
-    SHORTHAND: ClassVar[str] = "size"
-    size: Optional[Annotated[int, Field(ge=1)]] = Field(None, description="set the input size (wins over multiplier)")
-    multiplier: PositiveNumber = 1.0
-    divisor: Annotated[int, Field(ge=1)] = 1
-
-
-class CompoundScaling(Model):
-    """EfficientNet compound scaling: depth alpha^phi, width beta^phi, resolution gamma^phi."""
-
-    phi: Optional[Phi] = Field(None, description="compound coefficient; unset = no compound scaling")
-    alpha: Annotated[float, Field(ge=1)] = Field(1.2, description="depth base")
-    beta: Annotated[float, Field(ge=1)] = Field(1.1, description="width base")
-    gamma: Annotated[float, Field(ge=1)] = Field(1.15, description="resolution base")
-
-
-class Scaling(Model):
-    """Compile-time scaling policies, applied before lowering (`netspec.scale`)."""
-
-    width: WidthScaling = Field(default_factory=WidthScaling)
-    depth: DepthScaling = Field(default_factory=DepthScaling)
-    resolution: ResolutionScaling = Field(default_factory=ResolutionScaling)
-    compound: CompoundScaling = Field(default_factory=CompoundScaling)
-
-
-class Variant(Model):
-    """A named preset of a family (`--variant b3`): scaling values plus any other spec value."""
-
-    doc: str = ""
-    width: Optional[PositiveNumber] = Field(None, description="scaling.width.multiplier")
-    depth: Optional[Union[PositiveNumber, list[PositiveNumber]]] = Field(None, description="scaling.depth.multiplier")
-    resolution: Optional[Annotated[int, Field(ge=1)]] = Field(None, description="input size")
-    phi: Optional[Phi] = Field(None, description="scaling.compound.phi")
-    dropout: Optional[Annotated[float, Field(ge=0, lt=1)]] = Field(None, description="sets vars.dropout")
-    drop_path_rate: Optional[Annotated[float, Field(ge=0, lt=1)]] = None
-    set: dict[str, Any] = Field(default_factory=dict, description=(
-        "any other values by path, as --set: {defaults.batchnorm.eps: 0.001, vars.c2: 48}"))
 
 
 # --------------------------------------------------------------------------- the spec
@@ -664,76 +529,13 @@ def _check_stage_names(spec: Spec, locs: Locations) -> None:
         seen[stage.name] = i
 
 
-def _shorthand_key(path: tuple) -> Optional[str]:
-    """The main key of a policy that may be written as one value (`scaling.width: 1.4`), if `path` is one."""
-    model: Any = Spec
-    for part in path:
-        field = model.model_fields.get(part) if isinstance(part, str) and hasattr(model, "model_fields") else None
-        if field is None:
-            return None
-        model = field.annotation
-    return getattr(model, "SHORTHAND", None) if isinstance(model, type) and issubclass(model, _Shorthand) else None
-
-
-def apply_overrides(data: dict, overrides: list[str], locs: Locations) -> dict:
-    """`--set path=value` on the raw data: `vars.width=1.4`, `stages[2].blocks[0].stride=1`."""
-
-    data = copy.deepcopy(data)
-    for item in overrides:
-        where = SourceLoc("--set", 0, 0, item)
-        if "=" not in item:
-            raise SpecError(f"--set expects path=value, got '{item}'", where, "for example --set num_classes=10")
-        path_text, value_text = item.split("=", 1)
-        try:
-            # the spec file's loader: the same size, node-count and tag limits as a file
-            value = load_yaml(f"--set {path_text}", text=value_text)[0] if value_text.strip() else None
-        except SpecError as exc:
-            if "YAML syntax error" not in str(exc):
-                raise
-            raise SpecError(f"--set value '{value_text}' is not valid YAML", where,
-                            "quote it for the shell, e.g. --set 'input.size=[160, 192]'") from None
-        parts: list[Any] = list(parse_path(path_text))
-        if not parts:
-            raise SpecError(f"empty path in --set '{item}'", where)
-        node = data
-        for depth, part in enumerate(parts):
-            if isinstance(node, list) and not isinstance(part, int):
-                raise SpecError(f"--set path '{path_text}': '{format_path(tuple(parts[:depth]))}' is a list; "
-                                f"index it with a number, not '{part}'", where)
-            if not isinstance(node, (dict, list)):
-                raise SpecError(f"--set path '{path_text}': '{format_path(tuple(parts[:depth]))}' is a value, "
-                                "not a mapping or list", where)
-            if depth == len(parts) - 1:
-                break
-            nxt = node[part] if (isinstance(node, dict) and part in node) or \
-                (isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node)) else None
-            if nxt is None:
-                if isinstance(node, dict) and isinstance(part, str):
-                    node[part] = {}
-                    nxt = node[part]
-                else:
-                    raise SpecError(f"--set path '{path_text}' does not exist at '{format_path(tuple(parts[:depth + 1]))}'",
-                                    where)
-            node = nxt
-        last = parts[-1]
-        if isinstance(node, list) and not (isinstance(last, int) and -len(node) <= last < len(node)):
-            raise SpecError(f"--set index {last} out of range in '{path_text}'", where)
-        shorthand = _shorthand_key(tuple(parts))
-        if shorthand and isinstance(node.get(last), dict) and not isinstance(value, (dict, list)):
-            # `--set scaling.width=1.4` changes the multiplier and keeps the policy's other settings
-            node[last][shorthand] = value
-            parts.append(shorthand)
-        else:
-            node[last] = value
-        locs.overrides[tuple(parts)] = f"--set {item}"  # errors in this value point at the command line
-    return data
 
 
 def load_spec(source: str | Path, *, overrides: list[str] | None = None, text: str | None = None) -> Spec:
     """Read and validate a spec (no scaling, no lowering)."""
     data, locs = load_yaml(source, text)
     if overrides:
-        data = apply_overrides(data, overrides, locs)
+        data = apply_overrides(data, overrides, locs, Spec)
     return spec_from_data(data, locs)
 
 
