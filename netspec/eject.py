@@ -194,6 +194,10 @@ class Ejector:
     def statements(self, scope: str) -> list[tuple[str, list[str], str, bool]]:
         """(unit, input nodes, output node, aux) per call in the scope's forward, in evaluation order."""
         inside = [n for n in self.order if scope == "" or scope in self.G.nodes[n]["blocks"]]
+        if scope and self.io(scope)[1] not in self.needed:
+            # a block whose output nothing reads (fuzz seed 10561): never called, but its class still
+            # needs a forward - its own nodes, in insertion (topological) order
+            inside = [n for n in self.G.nodes if n != "input" and scope in self.G.nodes[n]["blocks"]]
         done, out = set(), []
         for n in inside:
             if n == "input":

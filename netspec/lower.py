@@ -219,8 +219,13 @@ class Lowerer:
         if not ctx.trace:
             self.top_entry = (ctx, i, repeat)  # the entry the graph's size is charged to
         type_name = self.resolve_value(e.type, env, ctx, i, "type")
-        if type_name in (None, "none"):
+        if type_name is None or type_name == "none":
             return prev
+        if not isinstance(type_name, str):
+            # `type: $block` with vars.block a number, list or mapping (fuzz seeds 10060, 12862)
+            shown = repr(type_name)
+            self.fail(ctx, i, f"type must name an op or a block, got {shown if len(shown) <= 60 else shown[:57] + '...'}",
+                      "an expression in `type:` must evaluate to a name such as 'conv2d' or 'resnet_basic'", "type")
         type_name = ops.ALIASES.get(type_name, type_name)
         given = entry_params(e)
         templates = self.scope_templates(ctx)

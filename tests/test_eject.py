@@ -299,3 +299,31 @@ def test_cli_variant_and_no_aux(tmp_path, capsys):
     out = tmp_path / "r.py"
     assert main(["eject", str(SPECS / "resnet.yaml"), "--variant", "resnet18", "-o", str(out)]) == 0
     assert "--variant resnet18" in out.read_text() and "class ResnetBasicWithDownsample" in out.read_text()
+
+
+def test_a_block_whose_output_nothing_reads(tmp_path, write_spec):
+    """Fuzz seed 10561: a block never called (its output unused) still gets a class with a forward of
+    its own, and the file equals the compiled module (which skips the block as well)."""
+    path = write_spec("""
+        name: dead_block
+        input: {channels: 3, size: 16}
+        stages:
+          - name: s
+            blocks:
+              - {type: conv_bn_act, out: 8, kernel: 3, act: relu, name: used}
+              - {type: conv_bn_act, out: 8, kernel: 3, act: relu, name: unused}
+              - {type: global_avgpool, inputs: [used]}
+              - {type: flatten}
+              - {type: linear, out: 4}
+        """)
+    G = lower(load(path))
+    compiled = netspec.compile(G).eval()
+    _, module = ejected(G, tmp_path)
+    model = module.build_model().eval()
+    assert list(model.state_dict()) == list(compiled.state_dict())   # the unused block's weights too
+    model.load_state_dict(compiled.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), compiled(x))
+    unused = next(m for name, m in model.named_modules() if name.endswith("unused"))
+    assert unused(torch.randn(1, 8, 16, 16)).shape == (1, 8, 16, 16)  # its class has a working forward

@@ -48,12 +48,16 @@ def test_a_planted_defect_is_caught(tmp_path, monkeypatch):
     assert any("exit 1" in d for d in outcome.defects)
 
 
-@pytest.mark.parametrize("seed", [13020, 17324, 3771])
+@pytest.mark.parametrize("seed", [13020, 17324, 3771, 10060, 12862, 10561])
 def test_defects_the_20000_case_run_found_stay_fixed(seed, tmp_path):
     """13020: a stage repeated 1,000 times made a 9,000-op graph whose block diagram took 11 s (a
     per-block recomputation of node depths; and the graph limit is now 5,000 ops). 17324: an
     infinite depth multiplier escaped as ValueError (exit 1); multipliers are now finite. 3771 (the
     second 20,000-case run): an aux head with `layers: []` passed validate and build, then eject
-    failed with a KeyError (exit 1); an aux head now needs at least one layer (a located error)."""
+    failed with a KeyError (exit 1); an aux head now needs at least one layer (a located error).
+    10060 and 12862 (seeds 10,000-19,999 on the next landing's code): `type: $block` with vars.block a
+    mapping or a list reached a dict lookup (TypeError, exit 1); `type` must now evaluate to a name.
+    10561: a DenseNet layer whose output nothing reads made `eject` fail (KeyError, exit 1) writing
+    that block's class; a block never called gets a forward of its own nodes."""
     outcome = fuzzing.run_case(fuzzing.make_case(seed), tmp_path)
     assert not outcome.defects, outcome.defects

@@ -77,6 +77,21 @@ def test_set_values_go_through_the_spec_loader(capsys):
     assert rc(["validate", LENET, "--set", "num_classes=12"]) == 0
 
 
+@pytest.mark.parametrize("value", ["[relu]", "{type: relu}", "3"])
+@pytest.mark.parametrize("command", ["validate", "build", "eject"])
+def test_a_type_expression_must_evaluate_to_a_name(value, command, tmp_path, capsys):
+    """Fuzz seeds 10060 / 12862: `type: $block` with the variable a list or mapping was a TypeError (exit 1)."""
+    data = copy.deepcopy(LENET_DATA)
+    data["vars"] = {**data.get("vars", {}), "act": yaml.safe_load(value)}
+    data["stages"][0]["blocks"].insert(1, {"type": "$act"})
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    extra = ["-o", str(tmp_path / "out.py")] if command == "eject" else []
+    assert rc([command, str(path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "type must name an op or a block" in err and "t.yaml:" in err and ".type" in err
+
+
 def test_expand_checks_repeats_before_unrolling(tmp_path, capsys):
     data = copy.deepcopy(LENET_DATA)
     data["stages"][0]["blocks"][2]["repeat"] = "$num_classes * 10**9"
