@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -35,7 +34,7 @@ import torch  # noqa: E402
 import netspec  # noqa: E402
 from netspec.analysis import costs  # noqa: E402
 from netspec.latency import load_profile, predict  # noqa: E402
-from netspec.latency.calibrate import CLOCKS, MAX_REPS, VISIT_S  # noqa: E402
+from netspec.latency.calibrate import CLOCKS, forwards_per_visit  # noqa: E402
 
 RESULTS = ROOT / "bench" / "latency_results.json"
 DOC = ROOT / "docs" / "performance.md"
@@ -104,8 +103,7 @@ class Check:
                 model, x = job["model"], job["x"]
                 t0 = time.perf_counter()
                 model(x)
-                reps = max(1, min(MAX_REPS, math.ceil(VISIT_S / max(time.perf_counter() - t0, 1e-6))))
-                for _ in range(reps):
+                for _ in range(forwards_per_visit(time.perf_counter() - t0)):
                     t0 = self.now()
                     model(x)
                     if timed:

@@ -75,8 +75,6 @@ class NodeTimer:
     node with the real activations flowing, each module call timed."""
 
     def __init__(self, G: nx.DiGraph):
-        import torch  # noqa: F401  (the caller imported it; compile needs it)
-
         from ..api import compile
         from ..backends.pytorch import _flat_names
 
@@ -196,6 +194,13 @@ VISIT_S = 0.01   # seconds of timed forwards per visit of a small network
 MAX_REPS = 10
 
 
+def forwards_per_visit(forward_s: float) -> int:
+    """How many forwards a visit times, from one forward's seconds: a small network several (about
+    VISIT_S of them, at most MAX_REPS), so its fastest is not one forward's luck - LeNet-5 takes
+    0.4 ms, ResNet-50 at batch 8 a second. `bench/latency.py` visits networks the same way."""
+    return max(1, min(MAX_REPS, math.ceil(VISIT_S / max(forward_s, 1e-6))))
+
+
 def calibrate(graphs: list[nx.DiGraph], *, batches=(1, 8), threads: int, clock: str = "wall",
               rounds: int = 8, budget_s: float = 150.0, max_macs: float = 40e9,
               progress: Optional[Callable[[int, int, str], None]] = None,
@@ -244,10 +249,7 @@ def calibrate(graphs: list[nx.DiGraph], *, batches=(1, 8), threads: int, clock: 
             timer = timers.get(id(G)) or timers.setdefault(id(G), NodeTimer(G))
             t0 = time.perf_counter()
             timer.forward(b, clock)            # a warm-up forward on every visit (below)
-            # a small network is timed several times a visit (about VISIT_S), so its fastest is not
-            # one forward's luck: LeNet-5 takes 0.4 ms, ResNet-50 at batch 8 a second
-            reps = max(1, min(MAX_REPS, math.ceil(VISIT_S / max(time.perf_counter() - t0, 1e-6))))
-            for _ in range(reps if r else 0):
+            for _ in range(forwards_per_visit(time.perf_counter() - t0) if r else 0):
                 times = timer.forward(b, clock)
                 total = sum(times.values())
                 if total < best_total[j]:
