@@ -70,8 +70,10 @@ def module_key_problem(name: str) -> Optional[str]:
         return "is not a Python identifier (letters, digits and underscores, not starting with a digit) or a number"
     if keyword.iskeyword(name):
         return "is a Python keyword"
-    if name.startswith("__") and name.endswith("__"):
-        return "is a Python special (dunder) name"
+    if name.startswith("__"):
+        # dunders, names Python mangles in class bodies (ejected code), and the attributes torch's
+        # tools add to nn.Module at run time (torch.compile sets `___needs_generation_tag_patch`)
+        return "starts with a double underscore (Python's dunder and private names)"
     if name in MODULE_ATTRIBUTES or name in NETSPEC_MODULE_ATTRIBUTES:
         return "is an attribute of torch.nn.Module (a child module of that name cannot be registered)"
     return None
