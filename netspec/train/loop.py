@@ -7,6 +7,7 @@ weights, bit for bit, as one that never stopped (single process, CPU).
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -172,9 +173,16 @@ def train(graph, recipe: Recipe, opts: Options) -> dict:
 
     d, device = setup_processes(opts.device)
     try:
-        return _train(graph, recipe, opts, d, device, compile)
+        last = _train(graph, recipe, opts, d, device, compile)
+        d.barrier()                            # every rank done before any tears the group down
+        return last
     finally:
         if d.world > 1 and dist.is_initialized():
+            # The DDP wrapper and its reducer hold the process group, and reference cycles kept them
+            # until interpreter exit: gloo's threads were then destroyed while still joinable and a
+            # rank aborted after a successful run ("terminate called without an active exception",
+            # SIGABRT, exit 1 from torchrun). Free them while the interpreter is whole, then destroy.
+            gc.collect()
             dist.destroy_process_group()
 
 
